@@ -1,0 +1,31 @@
+"""JupyterHub configuration for SlicerHub: read the deployment file, apply it.
+
+Everything is in the YAML file named by $SLICERHUB_CONFIG (default: the demo
+file beside this one); see docs/configuration.md. Keep this file thin.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+from slicerhub.config import ConfigError, load_config
+from slicerhub.traitlets_config import apply, to_traitlets
+
+c = get_config()  # noqa: F821 (provided by JupyterHub)
+
+path = os.environ.get("SLICERHUB_CONFIG") or str(Path(__file__).with_name("demo.yaml"))
+try:
+    cfg = load_config(path)
+except ConfigError as e:
+    print(f"SlicerHub: {e.source} is not valid:", *e.messages, sep="\n  ", file=sys.stderr)
+    raise SystemExit(2) from None
+
+hub_connect_ip = None
+if cfg.backend.type == "docker" and not cfg.backend.docker.hub_connect_ip:
+    from slicerhub.spawners.docker import ensure_network
+
+    # Containers reach the hub API on their network's gateway address.
+    hub_connect_ip = ensure_network(cfg.backend.docker.network)
+
+Path(cfg.hub.data_dir).mkdir(parents=True, exist_ok=True)
+apply(c, to_traitlets(cfg, python=sys.executable, hub_connect_ip=hub_connect_ip))

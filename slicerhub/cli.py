@@ -1,0 +1,60 @@
+"""`slicerhub` command line: check a deployment file, show what it becomes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .config import ConfigError, json_schema, load_config
+from .traitlets_config import to_traitlets
+
+
+def _check(args) -> int:
+    try:
+        cfg = load_config(args.file)
+    except ConfigError as e:
+        print(f"{e.source}: {len(e.messages)} problem(s)", file=sys.stderr)
+        for m in e.messages:
+            print(f"  - {m}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: OK ({cfg.backend.type} backend, {len(cfg.profiles)} profile(s))")
+    return 0
+
+
+def _traitlets(args) -> int:
+    try:
+        cfg = load_config(args.file)
+    except ConfigError as e:
+        print("\n".join([f"{e.source}:", *e.messages]), file=sys.stderr)
+        return 1
+    traits = to_traitlets(cfg, python=sys.executable, hub_connect_ip=args.hub_connect_ip)
+    print(json.dumps(traits, indent=2, default=str))
+    return 0
+
+
+def _schema(args) -> int:
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="slicerhub", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    config = sub.add_parser("config", help="work with a deployment file")
+    csub = config.add_subparsers(dest="action", required=True)
+    p = csub.add_parser("check", help="validate a deployment file")
+    p.add_argument("file")
+    p.set_defaults(func=_check)
+    p = csub.add_parser("traitlets", help="print the JupyterHub settings a file becomes")
+    p.add_argument("file")
+    p.add_argument("--hub-connect-ip", default=None)
+    p.set_defaults(func=_traitlets)
+    p = csub.add_parser("schema", help="print the JSON Schema of deployment files")
+    p.set_defaults(func=_schema)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,341 @@
+"""The one deployment file: its schema, loading, and readable validation errors.
+
+A SlicerHub deployment is one YAML file. The same models validate it for
+`jupyterhub_config.py`, for `slicerhub config check`, and (as JSON Schema) for
+the Helm chart's values.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from ldap3.core.exceptions import LDAPInvalidDnError
+from ldap3.utils.dn import parse_dn
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+SLUG = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
+BYTES = r"^[0-9]+(\.[0-9]+)?[KMGT]?$"
+URL = r"^https?://[^/\s]+(/[^\s]*)?$"
+HOST = r"^[A-Za-z0-9.:\[\]-]+$"
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+NO_SPACE = r"^[^\s]+$"
+K8S_QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"
+
+
+class ConfigError(ValueError):
+    """A deployment file is not valid; `messages` has one line per bad field."""
+
+    def __init__(self, source: str, messages: list[str]):
+        self.source = source
+        self.messages = messages
+        super().__init__(f"{source}: " + "; ".join(messages))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def group_name(dn: str) -> str:
+    """The JupyterHub group an LDAP group DN is synced to: its first RDN value."""
+    return parse_dn(dn)[0][1]
+
+
+def _check_dn(value: str) -> str:
+    try:
+        parts = parse_dn(value)
+    except LDAPInvalidDnError as e:
+        raise ValueError(f"not a valid LDAP DN ({e})") from None
+    if not parts:
+        raise ValueError("not a valid LDAP DN (empty)")
+    return value
+
+
+DN = Annotated[str, AfterValidator(_check_dn)]
+
+# What each pattern means, for error messages people can act on.
+_PATTERN_HELP = {
+    SLUG: "lowercase letters, digits and '-', at most 40, not starting or ending with '-'",
+    BYTES: "a size such as 512M or 4G",
+    K8S_QUANTITY: "a Kubernetes quantity such as 10Gi",
+    URL: "an http:// or https:// URL",
+    HOST: "a host name or IP address",
+    NAME: "a name of letters, digits, '_', '.' and '-'",
+    NO_SPACE: "a name without spaces",
+    r"^/": "an absolute path",
+    r"\{username\}": "a name containing {username}",
+}
+
+
+class HubSettings(_Model):
+    bind_url: str = Field("http://127.0.0.1:8000", pattern=URL)
+    data_dir: str = "var/hub"
+    concurrent_spawn_limit: int = Field(100, ge=1, le=10000)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class LdapTimeouts(_Model):
+    connect: float = Field(5.0, gt=0, le=60)
+    receive: float = Field(10.0, gt=0, le=120)
+    login: float = Field(20.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _login_covers_one_round_trip(self):
+        if self.login < self.connect:
+            raise ValueError("login must be at least as long as connect")
+        return self
+
+
+class LdapLookup(_Model):
+    search_base: DN
+    user_attribute: str = Field("uid", pattern=r"^[A-Za-z][A-Za-z0-9-]*$")
+    bind_dn: DN | None = None
+    bind_password_file: str | None = None
+
+    @model_validator(mode="after")
+    def _password_with_dn(self):
+        if self.bind_dn and not self.bind_password_file:
+            raise ValueError("bind_dn needs bind_password_file (the password never goes in this file)")
+        return self
+
+
+class LdapGroups(_Model):
+    admins: list[DN] = []
+    teachers: list[DN] = []
+    students: list[DN] = []
+    # Who may log in at all; empty means every account in the directory.
+    allowed: list[DN] = []
+    # More groups to sync into the hub (courses, projects).
+    extra: list[DN] = []
+
+    @model_validator(mode="after")
+    def _names_unique(self):
+        by_name: dict[str, str] = {}
+        for dn in self.all_dns():
+            other = by_name.setdefault(group_name(dn), dn)
+            if other != dn:
+                raise ValueError(
+                    f"groups: {other!r} and {dn!r} would both become hub group {group_name(dn)!r}"
+                )
+        return self
+
+    def all_dns(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for dn in [*self.admins, *self.teachers, *self.students, *self.allowed, *self.extra]:
+            seen.setdefault(dn, None)
+        return list(seen)
+
+    def hub_group_names(self) -> set[str]:
+        return {group_name(dn) for dn in self.all_dns()}
+
+
+class LdapSettings(_Model):
+    server: str = Field(min_length=1, pattern=HOST)
+    port: int | None = Field(None, ge=1, le=65535)
+    tls: Literal["before_bind", "on_connect", "insecure"] = "before_bind"
+    ca_file: str | None = None
+    bind_dn_template: list[str] = []
+    lookup: LdapLookup | None = None
+    group_search_filter: str | None = None
+    groups: LdapGroups = LdapGroups()
+    timeouts: LdapTimeouts = LdapTimeouts()
+
+    @field_validator("bind_dn_template")
+    @classmethod
+    def _templates(cls, values: list[str]) -> list[str]:
+        for v in values:
+            if "{username}" not in v:
+                raise ValueError(f"{v!r} has no {{username}} placeholder")
+            _check_dn(v.replace("{username}", "x"))
+        return values
+
+    @model_validator(mode="after")
+    def _one_way_to_find_the_user(self):
+        if bool(self.bind_dn_template) == bool(self.lookup):
+            raise ValueError("set exactly one of bind_dn_template or lookup")
+        return self
+
+
+class DockerBackend(_Model):
+    network: str = Field("slicerhub", pattern=NAME)
+    # Remove containers on stop; homes live in volumes, so nothing is lost.
+    remove: bool = True
+    home_volume: str = Field("slicerhub-home-{username}", pattern=r"\{username\}")
+    docker_host: str | None = None
+    # Address containers use to reach the hub API; default: the network gateway.
+    hub_connect_ip: str | None = None
+
+
+class KubernetesBackend(_Model):
+    namespace: str = Field("slicerhub", pattern=SLUG)
+    storage_class: str | None = None
+    home_size: str = Field("10Gi", pattern=K8S_QUANTITY)
+    gpu_node_selector: dict[str, str] = {}
+    # Tolerate the nvidia.com/gpu taint that GPU node pools usually carry.
+    gpu_toleration: bool = True
+
+
+class Backend(_Model):
+    type: Literal["docker", "kubernetes"] = "docker"
+    docker: DockerBackend = DockerBackend()
+    kubernetes: KubernetesBackend = KubernetesBackend()
+
+
+class Profile(_Model):
+    slug: str = Field(pattern=SLUG)
+    display_name: str = Field(min_length=1, max_length=80)
+    description: str = ""
+    image: str = Field(min_length=1, pattern=NO_SPACE)
+    cpu_limit: float | None = Field(None, gt=0, le=256)
+    mem_limit: str | None = Field(None, pattern=BYTES)
+    gpus: int = Field(0, ge=0, le=16)
+    # JupyterHub groups (synced from LDAP) allowed to use it; empty = everyone.
+    groups: list[str] = []
+    default: bool = False
+
+
+class CourseShare(_Model):
+    # A Docker volume name, or a PVC name on Kubernetes.
+    source: str = Field(pattern=NAME)
+    mount_path: str = Field("/home/slicer/course", pattern=r"^/")
+
+
+class Storage(_Model):
+    home_path: str = Field("/home/slicer", pattern=r"^/")
+    course_share: CourseShare | None = None
+
+
+class Culler(_Model):
+    enabled: bool = True
+    # Must exceed websocket pings (30 s) + JupyterHub.last_activity_interval (300 s).
+    timeout: int = Field(3600, ge=360)
+    every: int = Field(300, ge=10)
+    max_age: int = Field(0, ge=0)
+    concurrency: int = Field(10, ge=1, le=100)
+
+
+class SlicerHubConfig(_Model):
+    hub: HubSettings = HubSettings()
+    ldap: LdapSettings
+    backend: Backend = Backend()
+    profiles: list[Profile] = Field(min_length=1)
+    storage: Storage = Storage()
+    culler: Culler = Culler()
+
+    @model_validator(mode="after")
+    def _profiles_consistent(self):
+        slugs = [p.slug for p in self.profiles]
+        dupes = sorted({s for s in slugs if slugs.count(s) > 1})
+        if dupes:
+            raise ValueError(f"profiles: slug used twice: {', '.join(dupes)}")
+        if sum(p.default for p in self.profiles) > 1:
+            raise ValueError("profiles: at most one profile may be the default")
+        known = self.ldap.groups.hub_group_names()
+        for i, p in enumerate(self.profiles):
+            for g in p.groups:
+                if g not in known:
+                    raise ValueError(
+                        f"profiles[{i}].groups: {g!r} is not a group synced from LDAP "
+                        f"(known: {', '.join(sorted(known)) or 'none'}; add its DN under ldap.groups)"
+                    )
+        return self
+
+
+# --------------------------------------------------------------------- loading
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that owns the field at `loc`, for listing allowed keys."""
+    model: Any = SlicerHubConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+        ann = field.annotation
+        for candidate in getattr(ann, "__args__", ()) + (ann,):
+            inner = getattr(candidate, "__args__", (candidate,))
+            found = next(
+                (c for c in (candidate, *inner) if isinstance(c, type) and issubclass(c, BaseModel)),
+                None,
+            )
+            if found:
+                model = found
+                break
+        else:
+            return None
+    return model
+
+
+def format_errors(err: ValidationError) -> list[str]:
+    lines = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        where = _path(loc)
+        if e["type"] == "extra_forbidden":
+            owner = _model_at(loc[:-1])
+            allowed = ", ".join(owner.model_fields) if owner else "see docs/configuration.md"
+            lines.append(f"{where}: unknown field (allowed here: {allowed})")
+            continue
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "string_pattern_mismatch":
+            pattern = e["ctx"]["pattern"]
+            msg = f"must be {_PATTERN_HELP[pattern]}" if pattern in _PATTERN_HELP else f"must match {pattern}"
+        if e["type"] == "missing":
+            lines.append(f"{where}: required field is missing")
+            continue
+        got = e.get("input")
+        suffix = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+        # Whole-model checks name their own field in the message.
+        if e["type"] == "value_error" and re.match(r"^[a-z_]+(\[\d+\])?[.:]", msg):
+            lines.append(msg if where == "(top level)" else f"{where}: {msg}")
+        else:
+            lines.append(f"{where}: {msg}{suffix}")
+    return lines
+
+
+def parse_config(data: Any, source: str = "<config>") -> SlicerHubConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the file must be a YAML mapping (key: value) at the top level"])
+    try:
+        return SlicerHubConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(source, format_errors(e)) from None
+
+
+def load_config(path: str | Path) -> SlicerHubConfig:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(str(path), [f"cannot read the file: {e.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(str(path), [f"{where}not valid YAML ({problem})"]) from None
+    return parse_config(data, str(path))
+
+
+def json_schema() -> dict[str, Any]:
+    return SlicerHubConfig.model_json_schema()

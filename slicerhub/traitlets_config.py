@@ -1,0 +1,157 @@
+"""Deployment file → JupyterHub traitlets, as a pure function.
+
+`jupyterhub_config.py` and the Helm chart's hub both call `to_traitlets`; it
+reads nothing from disk or the network, so the tests check it directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .config import SlicerHubConfig, group_name
+
+AUTHENTICATOR = "slicerhub.auth.SlicerLDAPAuthenticator"
+SPAWNERS = {
+    "docker": "slicerhub.spawners.docker.SlicerDockerSpawner",
+    "kubernetes": "slicerhub.spawners.kube.SlicerKubeSpawner",
+}
+CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+# Teachers see who is in which group (their courses); they get no server access here.
+TEACHER_SCOPES = ["read:users:name", "read:users:groups", "read:groups"]
+
+
+def _ldap(cfg: SlicerHubConfig) -> dict[str, Any]:
+    ldap = cfg.ldap
+    out: dict[str, Any] = {
+        "server_address": ldap.server,
+        "tls_strategy": ldap.tls,
+        "connect_timeout": ldap.timeouts.connect,
+        "receive_timeout": ldap.timeouts.receive,
+        "login_timeout": ldap.timeouts.login,
+        "admin_groups": list(ldap.groups.admins),
+        "login_groups": list(ldap.groups.allowed),
+        "synced_groups": ldap.groups.all_dns(),
+    }
+    if ldap.port:
+        out["server_port"] = ldap.port
+    if ldap.ca_file:
+        out["tls_kwargs"] = {"ca_certs_file": ldap.ca_file}
+    if ldap.bind_dn_template:
+        out["bind_dn_template"] = list(ldap.bind_dn_template)
+    else:
+        look = ldap.lookup
+        out.update(
+            lookup_dn=True,
+            user_search_base=look.search_base,
+            user_attribute=look.user_attribute,
+            lookup_dn_user_dn_attribute=look.user_attribute,
+        )
+        if look.bind_dn:
+            out["lookup_dn_search_user"] = look.bind_dn
+            out["lookup_dn_search_password_file"] = look.bind_password_file
+    if ldap.group_search_filter:
+        out["group_search_filter"] = ldap.group_search_filter
+    return out
+
+
+def _spawner(cfg: SlicerHubConfig) -> dict[str, Any]:
+    share = cfg.storage.course_share
+    return {
+        "profiles": [p.model_dump() for p in cfg.profiles],
+        "home_path": cfg.storage.home_path,
+        "course_share": share.model_dump() if share else {},
+    }
+
+
+def _backend(cfg: SlicerHubConfig, hub_connect_ip: str | None) -> dict[str, dict[str, Any]]:
+    if cfg.backend.type == "docker":
+        d = cfg.backend.docker
+        docker: dict[str, Any] = {
+            "network_name": d.network,
+            "remove": d.remove,
+            "home_volume": d.home_volume,
+        }
+        if d.docker_host:
+            docker["client_kwargs"] = {"base_url": d.docker_host}
+        hub: dict[str, Any] = {}
+        connect = d.hub_connect_ip or hub_connect_ip
+        if connect:
+            hub = {"hub_ip": connect, "hub_connect_ip": connect}
+        return {"SlicerDockerSpawner": docker, "JupyterHub": hub}
+    k = cfg.backend.kubernetes
+    kube: dict[str, Any] = {
+        "namespace": k.namespace,
+        "storage_capacity": k.home_size,
+        "gpu_toleration": k.gpu_toleration,
+        "gpu_node_selector": dict(k.gpu_node_selector),
+    }
+    if k.storage_class:
+        kube["storage_class"] = k.storage_class
+    # In a cluster the hub is reached through its Service, bound on all pod interfaces.
+    return {"SlicerKubeSpawner": kube, "JupyterHub": {"hub_ip": "0.0.0.0"}}
+
+
+def _culler(cfg: SlicerHubConfig, python: str) -> tuple[list[dict], list[dict]]:
+    c = cfg.culler
+    if not c.enabled:
+        return [], []
+    service = {
+        "name": "idle-culler",
+        "command": [
+            python,
+            "-m",
+            "jupyterhub_idle_culler",
+            f"--timeout={c.timeout}",
+            f"--cull-every={c.every}",
+            f"--max-age={c.max_age}",
+            f"--concurrency={c.concurrency}",
+        ],
+    }
+    role = {"name": "idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]}
+    return [service], [role]
+
+
+def to_traitlets(
+    cfg: SlicerHubConfig, *, python: str, hub_connect_ip: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """Map a validated deployment to `{ConfigurableClass: {trait: value}}`.
+
+    `python` is the interpreter that runs hub services (the culler);
+    `hub_connect_ip` is the address user containers reach the hub API on,
+    found at start-up (Docker network gateway) unless the file sets one.
+    """
+    data_dir = Path(cfg.hub.data_dir)
+    services, roles = _culler(cfg, python)
+    teacher_groups = sorted({group_name(dn) for dn in cfg.ldap.groups.teachers})
+    if teacher_groups:
+        roles.append({"name": "teacher", "scopes": TEACHER_SCOPES, "groups": teacher_groups})
+
+    hub: dict[str, Any] = {
+        "bind_url": cfg.hub.bind_url,
+        "authenticator_class": AUTHENTICATOR,
+        "spawner_class": SPAWNERS[cfg.backend.type],
+        "db_url": f"sqlite:///{data_dir / 'jupyterhub.sqlite'}",
+        "cookie_secret_file": str(data_dir / "jupyterhub_cookie_secret"),
+        "concurrent_spawn_limit": cfg.hub.concurrent_spawn_limit,
+        "log_level": cfg.hub.log_level,
+        "services": services,
+        "load_roles": roles,
+    }
+    backend = _backend(cfg, hub_connect_ip)
+    hub.update(backend.pop("JupyterHub"))
+    return {
+        "JupyterHub": hub,
+        "Authenticator": {"manage_groups": True},
+        "SlicerLDAPAuthenticator": _ldap(cfg),
+        "Spawner": {"default_url": "/lab", "start_timeout": 120, "http_timeout": 60},
+        "SlicerSpawner": _spawner(cfg),
+        **backend,
+    }
+
+
+def apply(c: Any, traits: dict[str, dict[str, Any]]) -> None:
+    """Set the traits on a traitlets Config object (`c` in jupyterhub_config.py)."""
+    for section, values in traits.items():
+        for name, value in values.items():
+            setattr(c[section], name, value)

@@ -1,0 +1,99 @@
+"""The Slicer options both backends share: profiles, the form, storage, GPU env."""
+
+from __future__ import annotations
+
+from jupyterhub.spawner import Spawner
+from tornado import web
+from traitlets import Dict, List, Unicode, default
+
+from .profiles import ProfileError, choose_profile, render_form, visible_profiles
+
+PROFILE_LABEL = "org.slicerhub.profile"
+
+
+class SlicerSpawner(Spawner):
+    """Mixin (first in the MRO) for DockerSpawner and KubeSpawner subclasses.
+
+    Backends implement `apply_profile(profile)` to turn the chosen profile into
+    their own traits (image, limits, GPU requests).
+    """
+
+    profiles = List(
+        Dict(),
+        config=True,
+        help="Validated profiles from the deployment file (slicerhub.config.Profile dicts).",
+    )
+    home_path = Unicode("/home/slicer", config=True, help="Home directory inside the container.")
+    course_share = Dict(
+        config=True,
+        help="Read-only course share: {'source': volume or PVC name, 'mount_path': path}, or {}.",
+    )
+
+    profile: dict = {}
+
+    # --- who may use what -------------------------------------------------
+
+    def _groups(self) -> list[str]:
+        return [g.name for g in self.user.groups]
+
+    def _admin(self) -> bool:
+        return bool(getattr(self.user, "admin", False))
+
+    def _choose(self, slug: str | None) -> dict:
+        try:
+            return dict(choose_profile(self.profiles, self._groups(), self._admin(), slug))
+        except ProfileError as e:
+            raise web.HTTPError(e.status, e.message) from None
+
+    @default("options_form")
+    def _options_form_default(self):
+        def form(spawner):
+            mine = visible_profiles(spawner.profiles, spawner._groups(), spawner._admin())
+            if len(mine) < 2:
+                return ""  # nothing to choose: start straight away
+            selected = spawner.user_options.get("profile") or spawner._choose(None)["slug"]
+            return render_form(mine, selected)
+
+        return form
+
+    @default("options_from_form")
+    def _options_from_form_default(self):
+        def parse(formdata):
+            slug = (formdata.get("profile") or [""])[0]
+            # Refuse a forged choice here already, before anything starts.
+            return {"profile": self._choose(slug)["slug"]}
+
+        return parse
+
+    # --- start ------------------------------------------------------------
+
+    def profile_env(self, profile: dict) -> dict[str, str]:
+        env = {
+            "SLICERHUB_PROFILE": profile["slug"],
+            "SLICERHUB_GPUS": str(profile.get("gpus", 0)),
+        }
+        if profile.get("gpus"):
+            # OpenGL/EGL in the container needs the graphics capability too.
+            env["NVIDIA_DRIVER_CAPABILITIES"] = "all"
+        return env
+
+    def get_env(self):
+        env = super().get_env()
+        if self.profile:
+            env.update(self.profile_env(self.profile))
+        return env
+
+    async def apply_profile(self, profile: dict) -> None:
+        """Set the backend's traits from `profile`; called before every start.
+
+        Implementations must derive every value afresh (not add to what the
+        last start set), so that switching profiles leaves nothing behind.
+        """
+        raise NotImplementedError
+
+    async def start(self):
+        # user_options come from the form or straight from the REST API: both
+        # are checked here, against the groups the user has now.
+        self.profile = self._choose(self.user_options.get("profile"))
+        await self.apply_profile(self.profile)
+        return await super().start()
