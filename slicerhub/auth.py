@@ -12,6 +12,7 @@ What this adds to the upstream class:
 from __future__ import annotations
 
 import asyncio
+import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -93,7 +94,8 @@ class SlicerLDAPAuthenticator(LDAPAuthenticator):
                 user=userdn,
                 password=password,
                 auto_bind=auto_bind,
-                receive_timeout=self.receive_timeout,
+                # ldap3 packs this into SO_RCVTIMEO as whole seconds.
+                receive_timeout=max(1, math.ceil(self.receive_timeout)),
                 raise_exceptions=False,
             )
         except LDAPBindError:

@@ -91,6 +91,14 @@ class SlicerSpawner(Spawner):
         """
         raise NotImplementedError
 
+    # JupyterHub insists every Spawner subclass defines these; the backend
+    # after us in the MRO does the work.
+    async def stop(self, now=False):
+        return await super().stop(now=now)
+
+    async def poll(self):
+        return await super().poll()
+
     async def start(self):
         # user_options come from the form or straight from the REST API: both
         # are checked here, against the groups the user has now.

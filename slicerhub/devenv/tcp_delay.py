@@ -7,6 +7,8 @@ server at once; every chunk the server sends back is handed to the client
 arrived; change it at any time). Chunks keep their order and the delays do
 not add up: a stream of chunks is shifted by ``delay``, not stretched.
 
+A restart (stop, start) listens on the same port again.
+
 It runs its own asyncio loop in a daemon thread, so plain synchronous code
 can use it::
 
@@ -113,7 +115,7 @@ class DelayProxy:
         asyncio.set_event_loop(self._loop)
         try:
             self._server = self._loop.run_until_complete(
-                asyncio.start_server(self._handle, self.listen_host, 0)
+                asyncio.start_server(self._handle, self.listen_host, self.port or 0)
             )
             self.port = self._server.sockets[0].getsockname()[1]
         except Exception:
