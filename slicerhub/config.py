@@ -80,6 +80,9 @@ _PATTERN_HELP = {
 class HubSettings(_Model):
     bind_url: str = Field("http://127.0.0.1:8000", pattern=URL)
     data_dir: str = "var/hub"
+    # Where the hub API listens (for user servers) and the proxy's own API.
+    api_port: int = Field(8081, ge=1, le=65535)
+    proxy_api_port: int = Field(8001, ge=1, le=65535)
     concurrent_spawn_limit: int = Field(100, ge=1, le=10000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -171,6 +174,8 @@ class DockerBackend(_Model):
     # Remove containers on stop; homes live in volumes, so nothing is lost.
     remove: bool = True
     home_volume: str = Field("slicerhub-home-{username}", pattern=r"\{username\}")
+    # Containers are named <prefix>-<username>.
+    container_prefix: str = Field("slicerhub", pattern=NAME)
     docker_host: str | None = None
     # Address containers use to reach the hub API; default: the network gateway.
     hub_connect_ip: str | None = None

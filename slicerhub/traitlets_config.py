@@ -71,6 +71,7 @@ def _backend(cfg: SlicerHubConfig, hub_connect_ip: str | None) -> dict[str, dict
             "network_name": d.network,
             "remove": d.remove,
             "home_volume": d.home_volume,
+            "prefix": d.container_prefix,
         }
         if d.docker_host:
             docker["client_kwargs"] = {"base_url": d.docker_host}
@@ -133,6 +134,7 @@ def to_traitlets(
         "spawner_class": SPAWNERS[cfg.backend.type],
         "db_url": f"sqlite:///{data_dir / 'jupyterhub.sqlite'}",
         "cookie_secret_file": str(data_dir / "jupyterhub_cookie_secret"),
+        "hub_port": cfg.hub.api_port,
         "concurrent_spawn_limit": cfg.hub.concurrent_spawn_limit,
         "log_level": cfg.hub.log_level,
         "services": services,
@@ -143,6 +145,7 @@ def to_traitlets(
     return {
         "JupyterHub": hub,
         "Authenticator": {"manage_groups": True},
+        "ConfigurableHTTPProxy": {"api_url": f"http://127.0.0.1:{cfg.hub.proxy_api_port}"},
         "SlicerLDAPAuthenticator": _ldap(cfg),
         "Spawner": {"default_url": "/lab", "start_timeout": 120, "http_timeout": 60},
         "SlicerSpawner": _spawner(cfg),

@@ -43,7 +43,9 @@ class SlicerSpawner(Spawner):
         try:
             return dict(choose_profile(self.profiles, self._groups(), self._admin(), slug))
         except ProfileError as e:
-            raise web.HTTPError(e.status, e.message) from None
+            err = web.HTTPError(e.status, e.message)
+            err.jupyterhub_message = e.message  # what the spawn page shows
+            raise err from None
 
     @default("options_form")
     def _options_form_default(self):

@@ -42,7 +42,12 @@ def write_config(path: Path, ldap_port: int, hub_port: int, **overrides: Any) ->
     data = _merge(
         data,
         {
-            "hub": {"bind_url": f"http://127.0.0.1:{hub_port}", "data_dir": str(path.parent / "hub")},
+            "hub": {
+                "bind_url": f"http://127.0.0.1:{hub_port}",
+                "data_dir": str(path.parent / "hub"),
+                "api_port": free_port(),
+                "proxy_api_port": free_port(),
+            },
             "ldap": {"port": ldap_port},
         },
     )

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import time
+
+import docker
+import pytest
+
+from slicerhub.devenv.docker_engine import ensure_docker_engine
+from slicerhub.devenv.images import build_image, ensure_base_image
+from slicerhub.devenv.ldap import Slapd
+from tests.integration.conftest import test_directory
+from tests.support.hub import ROOT, Hub, free_port, write_config
+
+IMAGE = "slicerhub/base:dev"
+# Its own network so test containers never mix with a running demo.
+NETWORK = "slicerhub-e2e"
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    ensure_docker_engine(ROOT / "var" / "log")
+    ensure_base_image()
+    build_image("base", IMAGE)
+    return docker.from_env()
+
+
+def _cleanup(client, prefix: str) -> None:
+    for c in client.containers.list(all=True, filters={"label": "org.slicerhub.user"}):
+        if c.name.startswith(prefix):
+            c.remove(force=True)
+    for v in client.volumes.list(filters={"label": "org.slicerhub.kind=home"}):
+        if v.name.startswith(prefix):
+            v.remove(force=True)
+
+
+@pytest.fixture(scope="module")
+def e2e_hub(docker_client, tmp_path_factory):
+    """A hub with the real Docker backend; containers kept on stop (remove: false)
+    so that stale-container replacement is exercised too."""
+    workdir = tmp_path_factory.mktemp("e2e")
+    prefix = f"e2e{int(time.time()) % 100000}"
+    _cleanup(docker_client, "e2e")
+    ldap = Slapd(workdir / "ldap", test_directory())
+    ldap.start()
+    port = free_port()
+    config = write_config(
+        workdir / "slicerhub.yaml",
+        ldap.port,
+        port,
+        backend={
+            "docker": {
+                "network": NETWORK,
+                "remove": False,
+                "home_volume": prefix + "-home-{username}",
+                "container_prefix": prefix,
+            }
+        },
+        storage={"course_share": {"source": prefix + "-course", "mount_path": "/home/slicer/course"}},
+    )
+    hub = Hub(workdir, config, port)
+    try:
+        hub.start()
+        hub.prefix = prefix
+        hub.ldap = ldap
+        yield hub
+    finally:
+        hub.stop()
+        ldap.stop()
+        _cleanup(docker_client, prefix)
