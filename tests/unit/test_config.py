@@ -17,7 +17,7 @@ from slicerhub.config import (
     parse_config,
 )
 
-from .conftest import ADMINS_DN, ANAT_DN, STUDENTS_DN, TEACHERS_DN, demo_data
+from .helpers import ADMINS_DN, ANAT_DN, STUDENTS_DN, TEACHERS_DN, demo_data
 
 # --------------------------------------------------------------------- helpers
 

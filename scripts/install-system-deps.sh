@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install the Debian packages SlicerHub's demo and tests run for real:
+# OpenLDAP (slapd), the Docker engine, debootstrap (to make a base image
+# where no registry answers) and Node.js (configurable-http-proxy).
+# Only what is missing is installed; needs root for that.
+set -euo pipefail
+
+need=()
+command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ] || need+=(slapd)
+command -v ldapsearch >/dev/null 2>&1 || need+=(ldap-utils)
+[ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+[ -x /usr/sbin/dockerd ] || command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+
+if [ ${#need[@]} -eq 0 ]; then
+    echo "==> System packages present"
+    exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "Missing system packages: ${need[*]}" >&2
+    echo "Install them as root: apt-get install -y ${need[*]}" >&2
+    exit 1
+fi
+echo "==> Installing system packages: ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# The slapd package must not start the system directory: we run our own.
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d.slicerhub
+chmod +x /usr/sbin/policy-rc.d.slicerhub
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    cp /usr/sbin/policy-rc.d.slicerhub /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d /usr/sbin/policy-rc.d.slicerhub' EXIT
+else
+    trap 'rm -f /usr/sbin/policy-rc.d.slicerhub' EXIT
+fi
+apt-get install -y -q --no-install-recommends "${need[@]}"

@@ -1,0 +1,124 @@
+"""`make demo`: the whole platform on one machine with its embedded defaults.
+
+Starts the demo LDAP directory (hub_config/demo-directory.yaml), makes sure the
+Docker engine and the user image are there, then runs JupyterHub with
+hub_config/demo.yaml in the foreground. Ctrl-C stops everything it started;
+running it again reuses the directory, images, volumes and hub database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from ..config import ConfigError, parse_config
+from .docker_engine import ensure_docker_engine
+from .images import build_image, ensure_base_image
+from .ldap import Directory, Slapd
+
+ROOT = Path(__file__).resolve().parents[2]
+VAR = ROOT / "var"
+
+
+def say(msg: str) -> None:
+    print(f"==> {msg}", flush=True)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def demo_config(port: int, ldap_port: int) -> Path:
+    """The demo deployment with the chosen ports, written under var/."""
+    data = yaml.safe_load((ROOT / "hub_config" / "demo.yaml").read_text())
+    data["hub"]["bind_url"] = f"http://127.0.0.1:{port}"
+    data["hub"]["data_dir"] = str(VAR / "hub")
+    data["ldap"]["port"] = ldap_port
+    parse_config(data, "hub_config/demo.yaml")  # fail here, not inside the hub
+    path = VAR / "demo" / "slicerhub.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def accounts_table(directory: Directory) -> str:
+    roles = {uid: [g for g, members in directory.groups.items() if uid in members] for uid in
+             (u.uid for u in directory.users)}
+    lines = ["    username     password         groups"]
+    for u in directory.users:
+        lines.append(f"    {u.uid:<12} {u.password:<16} {', '.join(roles[u.uid])}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
+    parser.add_argument("--ldap-port", type=int, default=int(os.environ.get("LDAP_PORT", 3389)))
+    args = parser.parse_args(argv)
+
+    for name, port in (("hub", args.port), ("LDAP", args.ldap_port)):
+        if not port_free(port):
+            print(f"Port {port} for the {name} is in use; choose another (make demo PORT=8080).", file=sys.stderr)
+            return 1
+
+    VAR.mkdir(exist_ok=True)
+    say("Docker engine")
+    ensure_docker_engine(VAR / "log")
+    say("User image slicerhub/base:dev")
+    ensure_base_image()
+    build_image("base", "slicerhub/base:dev")
+
+    try:
+        config = demo_config(args.port, args.ldap_port)
+    except ConfigError as e:
+        print("\n  ".join([f"{e.source} is not valid:", *e.messages]), file=sys.stderr)
+        return 2
+
+    directory = Directory.from_yaml(ROOT / "hub_config" / "demo-directory.yaml")
+    say(f"Demo LDAP directory on ldap://127.0.0.1:{args.ldap_port}")
+    ldap = Slapd(VAR / "ldap", directory, port=args.ldap_port)
+    ldap.start()
+    hub = None
+    try:
+        say(f"JupyterHub on http://127.0.0.1:{args.port} (Ctrl-C stops the demo)")
+        print("\n  Demo accounts (for this demo only; never use them elsewhere):\n")
+        print(accounts_table(directory) + "\n", flush=True)
+        env = {
+            **os.environ,
+            "SLICERHUB_CONFIG": str(config),
+            "PATH": os.pathsep.join([str(ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent),
+                                     os.environ.get("PATH", "")]),
+        }
+        hub = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "hub_config" / "jupyterhub_config.py")],
+            cwd=ROOT,
+            env=env,
+        )
+        return hub.wait()
+    except KeyboardInterrupt:
+        say("Stopping")
+        if hub and hub.poll() is None:
+            hub.send_signal(signal.SIGINT)
+            try:
+                hub.wait(30)
+            except subprocess.TimeoutExpired:
+                hub.kill()
+        return 0
+    finally:
+        ldap.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
