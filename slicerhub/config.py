@@ -332,6 +332,8 @@ def load_config(path: str | Path) -> SlicerHubConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(str(path), [f"cannot read the file: {e.strerror}"]) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(path), [f"not UTF-8 text (bad byte at offset {e.start})"]) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

@@ -1,0 +1,379 @@
+"""Deployment file → JupyterHub traitlets (a pure function), and what JupyterHub makes of it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from jupyterhub.app import JupyterHub
+from jupyterhub.roles import _validate_role_name
+from jupyterhub.scopes import _check_scopes_exist
+from jupyterhub_idle_culler import IdleCuller
+from traitlets.config import Config
+from traitlets.utils.importstring import import_item
+
+from slicerhub.auth import SlicerLDAPAuthenticator
+from slicerhub.config import load_config, parse_config
+from slicerhub.traitlets_config import apply, to_traitlets
+
+from .helpers import ADMINS_DN, ANAT_DN, DEMO, STUDENTS_DN, TEACHERS_DN, demo_data, traitlets_config
+
+PY = "/opt/slicerhub/bin/python"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return load_config(DEMO)
+
+
+@pytest.fixture(scope="module")
+def traits(demo):
+    return to_traitlets(demo, python=PY, hub_connect_ip="172.18.0.1")
+
+
+def kube_config(**kubernetes):
+    data = demo_data()
+    data["backend"] = {"type": "kubernetes", "kubernetes": kubernetes}
+    return parse_config(data)
+
+
+def lookup_config(password_file="/run/secrets/ldap-pw", **ldap):
+    data = demo_data()
+    del data["ldap"]["bind_dn_template"]
+    data["ldap"]["lookup"] = {
+        "search_base": "ou=people,dc=slicerhub,dc=test",
+        "user_attribute": "sAMAccountName",
+        "bind_dn": "cn=hub,ou=services,dc=slicerhub,dc=test",
+        "bind_password_file": password_file,
+    }
+    data["ldap"].update(ldap)
+    return parse_config(data)
+
+
+# ---------------------------------------------------------------- shape
+
+
+def test_is_pure_and_json_serializable(demo):
+    a = to_traitlets(demo, python=PY, hub_connect_ip="10.0.0.1")
+    b = to_traitlets(demo, python=PY, hub_connect_ip="10.0.0.1")
+    assert a == b
+    assert json.loads(json.dumps(a)) == a
+    assert set(a) == {
+        "JupyterHub", "Authenticator", "ConfigurableHTTPProxy", "SlicerLDAPAuthenticator",
+        "Spawner", "SlicerSpawner", "SlicerDockerSpawner",
+    }
+
+
+def test_class_strings_are_importable(traits):
+    hub = traits["JupyterHub"]
+    auth = import_item(hub["authenticator_class"])
+    spawner = import_item(hub["spawner_class"])
+    assert auth is SlicerLDAPAuthenticator
+    assert spawner.__name__ == "SlicerDockerSpawner"
+    # Each section name is the class (or a base) the traits are set on.
+    from jupyterhub.spawner import Spawner
+
+    from slicerhub.spawners.base import SlicerSpawner
+
+    assert issubclass(spawner, SlicerSpawner) and issubclass(SlicerSpawner, Spawner)
+    kube = import_item(to_traitlets(kube_config(), python=PY)["JupyterHub"]["spawner_class"])
+    assert kube.__name__ == "SlicerKubeSpawner" and issubclass(kube, SlicerSpawner)
+
+
+def test_hub_settings(traits):
+    hub = traits["JupyterHub"]
+    assert hub["bind_url"] == "http://127.0.0.1:8000"
+    assert hub["db_url"] == "sqlite:///var/hub/jupyterhub.sqlite"
+    assert hub["cookie_secret_file"] == "var/hub/jupyterhub_cookie_secret"
+    assert hub["concurrent_spawn_limit"] == 100
+    assert hub["log_level"] == "INFO"
+    assert hub["hub_port"] == 8081
+    assert traits["ConfigurableHTTPProxy"] == {"api_url": "http://127.0.0.1:8001"}
+    assert traits["Authenticator"] == {"manage_groups": True}
+    assert traits["Spawner"]["default_url"] == "/lab"
+
+
+# ----------------------------------------------------------------- LDAP
+
+
+def test_hub_ports_from_file():
+    data = demo_data()
+    data["hub"].update(api_port=18081, proxy_api_port=18001, data_dir="/srv/slicerhub", log_level="DEBUG")
+    traits = to_traitlets(parse_config(data), python=PY)
+    assert traits["JupyterHub"]["hub_port"] == 18081
+    assert traits["ConfigurableHTTPProxy"]["api_url"] == "http://127.0.0.1:18001"
+    assert traits["JupyterHub"]["db_url"] == "sqlite:////srv/slicerhub/jupyterhub.sqlite"
+    assert traits["JupyterHub"]["cookie_secret_file"] == "/srv/slicerhub/jupyterhub_cookie_secret"
+    assert traits["JupyterHub"]["log_level"] == "DEBUG"
+
+
+def test_ldap_settings(traits):
+    ldap = traits["SlicerLDAPAuthenticator"]
+    assert ldap["server_address"] == "127.0.0.1"
+    assert ldap["server_port"] == 3389
+    assert ldap["tls_strategy"] == "insecure"
+    assert (ldap["connect_timeout"], ldap["receive_timeout"], ldap["login_timeout"]) == (5.0, 10.0, 20.0)
+    assert ldap["admin_groups"] == [ADMINS_DN]
+    assert ldap["login_groups"] == [ADMINS_DN, TEACHERS_DN, STUDENTS_DN]
+    assert ldap["synced_groups"] == [ADMINS_DN, TEACHERS_DN, STUDENTS_DN, ANAT_DN]
+    assert ldap["bind_dn_template"] == ["uid={username},ou=people,dc=slicerhub,dc=test"]
+    assert "lookup_dn" not in ldap
+    assert "tls_kwargs" not in ldap and "group_search_filter" not in ldap
+
+
+def test_ldap_optional_settings():
+    data = demo_data()
+    del data["ldap"]["port"]
+    data["ldap"].update(
+        tls="on_connect",
+        ca_file="/etc/ssl/campus-ca.pem",
+        group_search_filter="(member={userdn})",
+        timeouts={"connect": 2, "receive": 3, "login": 7},
+    )
+    ldap = to_traitlets(parse_config(data), python=PY)["SlicerLDAPAuthenticator"]
+    assert "server_port" not in ldap  # upstream picks 636 for on_connect
+    assert ldap["tls_strategy"] == "on_connect"
+    assert ldap["tls_kwargs"] == {"ca_certs_file": "/etc/ssl/campus-ca.pem"}
+    assert ldap["group_search_filter"] == "(member={userdn})"
+    assert (ldap["connect_timeout"], ldap["receive_timeout"], ldap["login_timeout"]) == (2, 3, 7)
+
+
+def test_lookup_mode_mapping():
+    ldap = to_traitlets(lookup_config(), python=PY)["SlicerLDAPAuthenticator"]
+    assert "bind_dn_template" not in ldap
+    assert ldap["lookup_dn"] is True
+    assert ldap["user_search_base"] == "ou=people,dc=slicerhub,dc=test"
+    assert ldap["user_attribute"] == "sAMAccountName"
+    assert ldap["lookup_dn_user_dn_attribute"] == "sAMAccountName"
+    assert ldap["lookup_dn_search_user"] == "cn=hub,ou=services,dc=slicerhub,dc=test"
+    assert ldap["lookup_dn_search_password_file"] == "/run/secrets/ldap-pw"
+    assert "lookup_dn_search_password" not in ldap  # never the password itself
+
+
+def test_lookup_without_service_account_binds_anonymously():
+    data = demo_data()
+    del data["ldap"]["bind_dn_template"]
+    data["ldap"]["lookup"] = {"search_base": "ou=people,dc=slicerhub,dc=test"}
+    ldap = to_traitlets(parse_config(data), python=PY)["SlicerLDAPAuthenticator"]
+    assert ldap["lookup_dn"] is True and ldap["user_attribute"] == "uid"
+    assert "lookup_dn_search_user" not in ldap
+    assert "lookup_dn_search_password_file" not in ldap
+
+
+def test_lookup_password_file_reaches_the_authenticator(tmp_path):
+    secret = tmp_path / "ldap-pw"
+    secret.write_text("s3cret\n", encoding="utf-8")
+    c = traitlets_config(lookup_config(password_file=str(secret)))
+    auth = SlicerLDAPAuthenticator(config=c)
+    assert auth.lookup_dn is True
+    assert auth.user_search_base == "ou=people,dc=slicerhub,dc=test"
+    assert auth.lookup_dn_search_user == "cn=hub,ou=services,dc=slicerhub,dc=test"
+    assert auth.lookup_dn_search_password == "s3cret"
+
+
+def test_ldap_traits_reach_the_authenticator(demo):
+    auth = SlicerLDAPAuthenticator(config=traitlets_config(demo))
+    assert auth.server_address == "127.0.0.1"
+    assert auth.server_port == 3389
+    assert auth.tls_strategy.name == "insecure"
+    assert auth.bind_dn_template == ["uid={username},ou=people,dc=slicerhub,dc=test"]
+    assert auth.admin_groups == [ADMINS_DN]
+    assert auth.login_groups == [ADMINS_DN, TEACHERS_DN, STUDENTS_DN]
+    assert auth.connect_timeout == 5.0 and auth.login_timeout == 20.0
+    assert auth.manage_groups is True
+
+
+# ------------------------------------------------------- culler and roles
+
+
+def test_culler_service(traits):
+    (service,) = traits["JupyterHub"]["services"]
+    assert service["name"] == "idle-culler"
+    cmd = service["command"]
+    assert cmd[:3] == [PY, "-m", "jupyterhub_idle_culler"]
+    assert "--timeout=3600" in cmd and "--cull-every=300" in cmd
+    assert "api_token" not in service  # JupyterHub issues the service token itself
+
+
+def test_culler_command_parses_with_the_real_culler(traits):
+    (service,) = traits["JupyterHub"]["services"]
+    culler = IdleCuller()
+    culler.parse_command_line(service["command"][3:])
+    assert (culler.timeout, culler.cull_every, culler.max_age, culler.concurrency) == (3600, 300, 0, 10)
+
+
+def test_culler_role_has_exactly_its_scopes_and_not_admin(traits):
+    roles = {r["name"]: r for r in traits["JupyterHub"]["load_roles"]}
+    role = roles["idle-culler"]
+    assert sorted(role["scopes"]) == sorted(
+        ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+    )
+    assert len(role["scopes"]) == 4
+    assert not any(s == "admin" or s.startswith("admin:") for s in role["scopes"])
+    assert role["services"] == ["idle-culler"]
+    assert "users" not in role and "groups" not in role
+    _check_scopes_exist(role["scopes"])
+    _validate_role_name(role["name"])
+
+
+def test_culler_disabled():
+    data = demo_data()
+    data["culler"] = {"enabled": False}
+    hub = to_traitlets(parse_config(data), python=PY)["JupyterHub"]
+    assert hub["services"] == []
+    assert [r["name"] for r in hub["load_roles"]] == ["teacher"]
+
+
+def test_teacher_role_bound_to_teacher_groups(traits):
+    roles = {r["name"]: r for r in traits["JupyterHub"]["load_roles"]}
+    teacher = roles["teacher"]
+    assert teacher["groups"] == ["teachers"]
+    assert "users" not in teacher and "services" not in teacher
+    assert not any(s.startswith(("admin", "access:", "delete:", "servers")) for s in teacher["scopes"])
+    _check_scopes_exist(teacher["scopes"])
+    _validate_role_name(teacher["name"])
+
+
+def test_teacher_role_with_several_groups_and_none():
+    data = demo_data()
+    data["ldap"]["groups"]["teachers"] = [TEACHERS_DN, "cn=tutors,ou=groups,dc=slicerhub,dc=test"]
+    roles = {r["name"]: r for r in to_traitlets(parse_config(data), python=PY)["JupyterHub"]["load_roles"]}
+    assert roles["teacher"]["groups"] == ["teachers", "tutors"]
+
+    data = demo_data()
+    data["ldap"]["groups"]["teachers"] = []
+    for p in data["profiles"]:
+        p["groups"] = []
+    roles = to_traitlets(parse_config(data), python=PY)["JupyterHub"]["load_roles"]
+    assert [r["name"] for r in roles] == ["idle-culler"]
+
+
+# ------------------------------------------------------------- backends
+
+
+def test_spawner_profiles_and_storage(traits, demo):
+    s = traits["SlicerSpawner"]
+    assert [p["slug"] for p in s["profiles"]] == ["standard", "teacher", "gpu"]
+    assert s["profiles"][2]["gpus"] == 1 and s["profiles"][2]["groups"] == ["teachers"]
+    assert s["home_path"] == "/home/slicer"
+    assert s["course_share"] == {"source": "slicerhub-course-anat101", "mount_path": "/home/slicer/course"}
+
+
+def test_no_course_share_is_an_empty_dict():
+    data = demo_data()
+    del data["storage"]["course_share"]
+    assert to_traitlets(parse_config(data), python=PY)["SlicerSpawner"]["course_share"] == {}
+
+
+def test_docker_backend(traits):
+    d = traits["SlicerDockerSpawner"]
+    assert d == {
+        "network_name": "slicerhub",
+        "remove": True,
+        "home_volume": "slicerhub-home-{username}",
+        "prefix": "slicerhub",
+    }
+    assert "SlicerKubeSpawner" not in traits
+
+
+def test_docker_settings_from_file():
+    data = demo_data()
+    data["backend"]["docker"].update(network="labnet", remove=False, home_volume="home-{username}",
+                                     container_prefix="lab")
+    d = to_traitlets(parse_config(data), python=PY)["SlicerDockerSpawner"]
+    assert d == {"network_name": "labnet", "remove": False, "home_volume": "home-{username}", "prefix": "lab"}
+
+
+def test_docker_host_becomes_client_kwargs():
+    data = demo_data()
+    data["backend"]["docker"]["docker_host"] = "tcp://10.1.2.3:2376"
+    d = to_traitlets(parse_config(data), python=PY)["SlicerDockerSpawner"]
+    assert d["client_kwargs"] == {"base_url": "tcp://10.1.2.3:2376"}
+
+
+def test_docker_hub_connect_ip_from_argument(demo):
+    hub = to_traitlets(demo, python=PY, hub_connect_ip="172.18.0.1")["JupyterHub"]
+    assert hub["hub_ip"] == "172.18.0.1" and hub["hub_connect_ip"] == "172.18.0.1"
+
+
+def test_docker_hub_connect_ip_from_file_wins_over_argument():
+    data = demo_data()
+    data["backend"]["docker"]["hub_connect_ip"] = "10.10.0.1"
+    hub = to_traitlets(parse_config(data), python=PY, hub_connect_ip="172.18.0.1")["JupyterHub"]
+    assert hub["hub_ip"] == "10.10.0.1" and hub["hub_connect_ip"] == "10.10.0.1"
+
+
+def test_docker_without_any_connect_ip_leaves_hub_ip_alone(demo):
+    hub = to_traitlets(demo, python=PY)["JupyterHub"]
+    assert "hub_ip" not in hub and "hub_connect_ip" not in hub
+
+
+def test_kubernetes_backend():
+    cfg = kube_config(namespace="slicer-lab", storage_class="fast-ssd", home_size="25Gi",
+                      gpu_node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"},
+                      gpu_toleration=False)
+    traits = to_traitlets(cfg, python=PY, hub_connect_ip="172.18.0.1")
+    assert traits["JupyterHub"]["spawner_class"] == "slicerhub.spawners.kube.SlicerKubeSpawner"
+    assert traits["JupyterHub"]["hub_ip"] == "0.0.0.0"
+    # The docker gateway address means nothing in a cluster.
+    assert "hub_connect_ip" not in traits["JupyterHub"]
+    assert "SlicerDockerSpawner" not in traits
+    assert traits["SlicerKubeSpawner"] == {
+        "namespace": "slicer-lab",
+        "storage_capacity": "25Gi",
+        "storage_class": "fast-ssd",
+        "gpu_toleration": False,
+        "gpu_node_selector": {"cloud.google.com/gke-accelerator": "nvidia-l4"},
+    }
+
+
+def test_kubernetes_defaults():
+    k = to_traitlets(kube_config(), python=PY)["SlicerKubeSpawner"]
+    assert k["namespace"] == "slicerhub" and k["storage_capacity"] == "10Gi"
+    assert k["gpu_toleration"] is True and k["gpu_node_selector"] == {}
+    assert "storage_class" not in k
+
+
+# ------------------------------------------------- onto real Config objects
+
+
+def test_apply_onto_a_traitlets_config(traits):
+    c = Config()
+    apply(c, traits)
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:8000"
+    assert c.JupyterHub.hub_connect_ip == "172.18.0.1"
+    assert c.SlicerLDAPAuthenticator.server_port == 3389
+    assert c.SlicerSpawner.home_path == "/home/slicer"
+    assert c.SlicerDockerSpawner.network_name == "slicerhub"
+    assert c.Authenticator.manage_groups is True
+    # Nothing more than what to_traitlets produced.
+    assert {k: dict(v) for k, v in c.items()} == traits
+
+
+def test_apply_keeps_other_settings():
+    c = Config()
+    c.JupyterHub.admin_access = False
+    c.Spawner.cmd = ["jupyterhub-singleuser"]
+    apply(c, {"JupyterHub": {"bind_url": "http://127.0.0.1:9000"}, "Spawner": {"start_timeout": 5}})
+    assert c.JupyterHub.admin_access is False
+    assert c.Spawner.cmd == ["jupyterhub-singleuser"]
+    assert c.JupyterHub.bind_url == "http://127.0.0.1:9000"
+    assert c.Spawner.start_timeout == 5
+
+
+@pytest.mark.parametrize("backend", ["docker", "kubernetes"])
+def test_jupyterhub_accepts_the_settings(backend, demo):
+    cfg = demo if backend == "docker" else kube_config(storage_class="fast")
+    c = traitlets_config(cfg)
+    app = JupyterHub(config=c)
+    assert app.bind_url == "http://127.0.0.1:8000"
+    assert app.authenticator_class is SlicerLDAPAuthenticator
+    assert app.spawner_class.__name__ == {"docker": "SlicerDockerSpawner", "kubernetes": "SlicerKubeSpawner"}[backend]
+    assert app.db_url == "sqlite:///var/hub/jupyterhub.sqlite"
+    assert app.concurrent_spawn_limit == 100
+    assert app.hub_port == 8081
+    assert [s["name"] for s in app.services] == ["idle-culler"]
+    assert {r["name"] for r in app.load_roles} == {"idle-culler", "teacher"}
+    assert app.hub_ip == ("172.18.0.1" if backend == "docker" else "0.0.0.0")
+    if backend == "docker":
+        assert app.hub_connect_ip == "172.18.0.1"
