@@ -145,7 +145,10 @@ def to_traitlets(
     return {
         "JupyterHub": hub,
         "Authenticator": {"manage_groups": True},
-        "ConfigurableHTTPProxy": {"api_url": f"http://127.0.0.1:{cfg.hub.proxy_api_port}"},
+        "ConfigurableHTTPProxy": {
+            "api_url": f"http://127.0.0.1:{cfg.hub.proxy_api_port}",
+            "pid_file": str(data_dir / "jupyterhub-proxy.pid"),
+        },
         "SlicerLDAPAuthenticator": _ldap(cfg),
         "Spawner": {"default_url": "/lab", "start_timeout": 120, "http_timeout": 60},
         "SlicerSpawner": _spawner(cfg),

@@ -57,6 +57,11 @@ class SlicerKubeSpawner(SlicerSpawner, KubeSpawner):
                          "extra_resource_guarantees", "extra_labels", "volumes", "volume_mounts")
         }
 
+    async def load_user_options(self):
+        # KubeSpawner reads user_options["profile"] against its own
+        # profile_list; our profiles are chosen and applied in start().
+        return None
+
     async def apply_profile(self, profile: dict) -> None:
         base = self._configured
         self.image = profile["image"]

@@ -62,15 +62,22 @@ def accounts_table(directory: Directory) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
     parser.add_argument("--ldap-port", type=int, default=int(os.environ.get("LDAP_PORT", 3389)))
     args = parser.parse_args(argv)
+    # `kill`, `docker stop` and systemd send SIGTERM: stop as cleanly as on Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
 
-    for name, port in (("hub", args.port), ("LDAP", args.ldap_port)):
+    for name, port, var in (("hub", args.port, "PORT"), ("LDAP directory", args.ldap_port, "LDAP_PORT")):
         if not port_free(port):
-            print(f"Port {port} for the {name} is in use; choose another (make demo PORT=8080).", file=sys.stderr)
+            print(f"Port {port} for the {name} is in use; choose another: make demo {var}=<port>", file=sys.stderr)
             return 1
 
     VAR.mkdir(exist_ok=True)
@@ -105,18 +112,24 @@ def main(argv: list[str] | None = None) -> int:
             [sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "hub_config" / "jupyterhub_config.py")],
             cwd=ROOT,
             env=env,
+            # Its own session: Ctrl-C reaches only us, and we stop the hub once,
+            # in order (services, then user servers, then the proxy).
+            start_new_session=True,
         )
         return hub.wait()
     except KeyboardInterrupt:
-        say("Stopping")
+        return 0
+    finally:
+        # Stop the hub before anything that could fail (even printing, if
+        # stdout is gone): it then stops user servers and the proxy itself.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan anything
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if hub and hub.poll() is None:
             hub.send_signal(signal.SIGINT)
             try:
-                hub.wait(30)
+                hub.wait(60)
             except subprocess.TimeoutExpired:
                 hub.kill()
-        return 0
-    finally:
         ldap.stop()
 
 

@@ -344,6 +344,7 @@ def test_file_that_is_not_utf8_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(path)
     (message,) = info.value.messages
+    assert "UTF-8" in message
     assert "Traceback" not in message and "\n" not in message
 
 
