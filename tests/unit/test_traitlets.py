@@ -88,7 +88,11 @@ def test_hub_settings(traits):
     assert hub["concurrent_spawn_limit"] == 100
     assert hub["log_level"] == "INFO"
     assert hub["hub_port"] == 8081
-    assert traits["ConfigurableHTTPProxy"] == {"api_url": "http://127.0.0.1:8001"}
+    assert traits["ConfigurableHTTPProxy"] == {
+        "api_url": "http://127.0.0.1:8001",
+        # Kept with the hub's state, not in whatever directory the hub started in.
+        "pid_file": "var/hub/jupyterhub-proxy.pid",
+    }
     assert traits["Authenticator"] == {"manage_groups": True}
     assert traits["Spawner"]["default_url"] == "/lab"
 
