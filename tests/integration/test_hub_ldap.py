@@ -202,3 +202,16 @@ def test_stopped_ldap_then_back_without_hub_restart(hub, slapd):
         slapd.start()
     _, r = hub.login("student1", "student1-pw")
     assert r.status_code == 302, error_text(r)
+
+
+def test_idle_culler_runs_as_a_service_with_only_its_role(hub):
+    s, _ = hub.login("admin1", "admin-pw")
+    token = hub.api_token(s)
+    service = api(hub, token, "/services/idle-culler").json()
+    assert service["roles"] == ["idle-culler"]
+    assert service["pid"] > 0  # managed by the hub
+    # It really talks to the hub with that role: its user listing succeeded.
+    deadline = time.monotonic() + 10
+    while "200 GET /hub/api/users?state=" not in hub.log_path.read_text():
+        assert time.monotonic() < deadline, hub.log_tail(30)
+        time.sleep(0.5)
