@@ -59,13 +59,21 @@ def write_config(path: Path, ldap_port: int, hub_port: int, **overrides: Any) ->
 class Hub:
     """A JupyterHub process on loopback, logging to `workdir/jupyterhub.log`."""
 
-    def __init__(self, workdir: Path, config: Path, port: int, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        config: Path,
+        port: int,
+        env: dict[str, str] | None = None,
+        args: list[str] | tuple[str, ...] = (),
+    ):
         self.workdir = workdir
         self.config = config
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = workdir / "jupyterhub.log"
         self.env = env or {}
+        self.args = list(args)  # extra jupyterhub command-line options
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> "Hub":
@@ -81,7 +89,7 @@ class Hub:
         }
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG)],
+            [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG), *self.args],
             cwd=self.workdir,
             env=env,
             stdout=log,
