@@ -25,7 +25,7 @@ test-integration: deps
 test-e2e: deps images
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
-bench: deps images
+bench: deps
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 check-config: $(VENV)/.installed

@@ -87,6 +87,9 @@ class SlicerLDAPAuthenticator(LDAPAuthenticator):
             use_ssl=use_ssl,
             tls=ldap3.Tls(**self.tls_kwargs),
             connect_timeout=self.connect_timeout,
+            # Don't fetch and parse the server schema on every bind: 13 ms of
+            # hub CPU per login, measured (benchmarks/README.md).
+            get_info=ldap3.NONE,
         )
         try:
             return ldap3.Connection(

@@ -1,0 +1,201 @@
+"""python -m benchmarks [--sizes 50,100,200 | --quick] [--only burst|stall] ...
+
+Prints a table and writes var/bench/results.json. Targets are printed next to
+the figures; nothing is asserted, and the exit status is 0 whenever the
+benchmarks ran (1 only if one could not run at all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import platform
+import shlex
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from tests.support.hub import ROOT
+
+from . import burst, ldap_stall
+from .harness import busy, machine_state
+
+DEFAULT_SIZES = [50, 100, 200]
+QUICK_SIZES = [10, 20]
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("sizes are integers, comma-separated") from None
+    if not sizes or any(n < 1 or n > 500 for n in sizes):
+        raise argparse.ArgumentTypeError("each size must be between 1 and 500")
+    return sizes
+
+
+def _fmt(x, unit: str = "", nd: int = 2) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{nd}f}{unit}"
+    return f"{x}{unit}"
+
+
+def _mark(ok: bool | None) -> str:
+    return "" if ok is None else (" ok" if ok else " MISSED")
+
+
+def print_burst(res: dict) -> None:
+    base = res["baseline"]
+    idle = res["hub_api_idle"]
+    t = res["targets"]
+    print()
+    print("Class burst (login + start lightweight in-process server, all N at once)")
+    print(
+        f"  baseline N=1 x{base['repeats']}: time-to-ready p50 {_fmt(base['ttr_p50_s'], ' s', 3)}, "
+        f"p95 {_fmt(base['ttr_p95_s'], ' s', 3)}; idle hub API p50 {_fmt(idle['p50_ms'], ' ms', 1)}, "
+        f"p99 {_fmt(idle['p99_ms'], ' ms', 1)} ({idle['count']} samples)"
+    )
+    head = (
+        f"  {'N':>4} | {'starts/s':>9} | {'ttr p50':>8} | {'ttr p95':>8} | {'p95/p95(1)':>10} | "
+        f"{'API p50':>8} | {'API p99':>8} | {'p99/idle':>8} | {'errors':>6} | hub CPU"
+    )
+    print(head)
+    print("  " + "-" * (len(head) - 2))
+    for c in res["classes"]:
+        api = c["hub_api"]
+        print(
+            f"  {c['n']:>4} | {_fmt(c['starts_per_s']):>9} | {_fmt(c['ttr_p50_s'], ' s'):>8} | "
+            f"{_fmt(c['ttr_p95_s'], ' s'):>8} | {_fmt(c['ttr_p95_ratio_to_n1'], 'x'):>10} | "
+            f"{_fmt(api['p50_ms'], ' ms', 0):>8} | {_fmt(api['p99_ms'], ' ms', 0):>8} | "
+            f"{_fmt(api['p99_ratio_to_idle'], 'x', 1):>8} | {c['errors']:>6} | "
+            f"{c['hub_cpu_ms_per_start']:.0f} ms/start, {100 * c['cpu_s']['hub'] / max(c['cpu_s']['wall'], 1e-9):.0f}% of a core"
+        )
+    print(
+        f"  targets: >= {t['starts_per_s']:g} starts/s; hub API p99 <= {t['api_p99_ms_at_200']:g} ms at N=200; "
+        f"{t['errors']} errors"
+    )
+    for c in res["classes"]:
+        checks = [
+            f"starts/s{_mark(c['starts_per_s'] is not None and c['starts_per_s'] >= t['starts_per_s'])}",
+            f"errors{_mark(c['errors'] == t['errors'])}",
+        ]
+        if c["n"] == 200:
+            p99 = c["hub_api"]["p99_ms"]
+            checks.append(f"API p99{_mark(p99 is not None and p99 <= t['api_p99_ms_at_200'])}")
+        line = f"  N={c['n']}: " + ", ".join(checks)
+        if c["errors"]:
+            line += f"  (errors: {c['error_kinds']}; e.g. {c['error_examples'][:2]})"
+        print(line)
+
+
+def print_stall(res: dict) -> None:
+    a, b, idle = res["phase_a"], res["phase_b"], res["idle"]
+    target = res["targets"]["health_p99_ratio_b_to_a"]
+    r = res["health_p99_ratio_b_to_a"]
+    print()
+    print(
+        f"LDAP stall (K={res['k']} logins in flight, {res['phase_seconds']:g} s per phase; "
+        f"ldap timeouts {res['timeouts']})"
+    )
+    head = f"  {'phase':<22} | {'health p50':>10} | {'health p99':>10} | {'samples':>7} | logins"
+    print(head)
+    print("  " + "-" * (len(head) + 30))
+    h = idle["health"]
+    print(f"  {'idle (no logins)':<22} | {_fmt(h['p50_ms'], ' ms', 1):>10} | {_fmt(h['p99_ms'], ' ms', 1):>10} | {h['count']:>7} | -")
+    for name, p in (("A: no delay", a), (f"B: replies +{res['delay_s']:g} s", b)):
+        h = p["health"]
+        outcomes = ", ".join(
+            f"{v} {k} (p50 {p['login_seconds'][k]['p50_s']} s)" for k, v in sorted(p["outcomes"].items())
+        )
+        print(
+            f"  {name:<22} | {_fmt(h['p50_ms'], ' ms', 1):>10} | {_fmt(h['p99_ms'], ' ms', 1):>10} | "
+            f"{h['count']:>7} | {outcomes}"
+        )
+    print(f"  health p99(B)/p99(A) = {_fmt(r, 'x')} (target <= {target:g}x){_mark(None if r is None else r <= target)}")
+    print(f"  health p99(B)/p99(idle) = {_fmt(res['health_p99_ratio_b_to_idle'], 'x')} (phase A is busier than B: its logins complete, B's wait)")
+    print(f"  phase B logins ended {res['phase_b_logins_end']}")
+    rec = res.get("recovery") or {}
+    print(f"  after B, delay back to 0: first successful login after {_fmt(rec.get('first_success_s'), ' s')}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=_sizes, default=None, help="class sizes for the burst (default 50,100,200)")
+    parser.add_argument("--quick", action="store_true", help="sizes 10,20 and 6 s stall phases")
+    parser.add_argument("--only", choices=["burst", "stall"], default=None)
+    parser.add_argument("--stall-seconds", type=float, default=None, help="length of each stall phase (default 12)")
+    parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "results.json")
+    parser.add_argument(
+        "--hub-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra jupyterhub command-line argument, repeatable (what-if runs, e.g. "
+        "--hub-arg=--JupyterHub.authenticator_class=mymodule.MyAuth); recorded in the JSON",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, slapd data)")
+    args = parser.parse_args(argv)
+
+    args.out = args.out.resolve()  # the hub runs in its own work directory
+    sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    stall_seconds = args.stall_seconds or (6.0 if args.quick else 12.0)
+    if not 1 <= stall_seconds <= 120:
+        parser.error("--stall-seconds must be between 1 and 120")
+    if not shutil.which("slapd") and not shutil.which("slapd", path="/usr/sbin:/usr/bin:/sbin:/bin"):
+        print("slapd is not installed: `make deps` installs it (apt-get install slapd ldap-utils)", file=sys.stderr)
+        return 1
+
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    workdir = args.out.parent / f"run-{stamp}"
+    before = machine_state()
+    results: dict = {
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, "-m", "benchmarks", *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), **before},
+        "workdir": str(workdir),
+    }
+    print(f"SlicerHub benchmarks: {results['date']}; {before['cores']} cores, load {before['load1']}")
+    if args.hub_arg:
+        print(f"  what-if run: extra hub arguments {args.hub_arg}")
+    if busy(before):
+        print("  warning: the machine is busy (1-min load > half the cores): figures may be contaminated")
+    started = time.monotonic()
+    failed = False
+    if args.only in (None, "burst"):
+        try:
+            results["burst"] = burst.run(sizes, workdir / "burst", hub_args=args.hub_arg)
+        except Exception as e:  # noqa: BLE001
+            failed = True
+            results["burst"] = {"error": f"{type(e).__name__}: {e}"}
+            traceback.print_exc()
+    if args.only in (None, "stall"):
+        try:
+            results["ldap_stall"] = ldap_stall.run(workdir / "stall", seconds=stall_seconds, hub_args=args.hub_arg)
+        except Exception as e:  # noqa: BLE001
+            failed = True
+            results["ldap_stall"] = {"error": f"{type(e).__name__}: {e}"}
+            traceback.print_exc()
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    results["machine"]["after"] = machine_state()
+
+    if "burst" in results and "error" not in results["burst"]:
+        print_burst(results["burst"])
+    if "ldap_stall" in results and "error" not in results["ldap_stall"]:
+        print_stall(results["ldap_stall"])
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nresults: {args.out} (logs under {workdir}; {results['elapsed_s']} s)")
+    if not args.keep and not failed:
+        shutil.rmtree(workdir / "burst" / "ldap", ignore_errors=True)
+        shutil.rmtree(workdir / "stall" / "ldap", ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
