@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages SlicerHub's demo and tests run for real:
 # OpenLDAP (slapd), the Docker engine, debootstrap (to make a base image
-# where no registry answers) and Node.js (configurable-http-proxy).
+# where no registry answers), Node.js (configurable-http-proxy) and the
+# headless browser of the end-to-end tests (chromium + chromium-driver).
 # Only what is missing is installed; needs root for that.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ command -v ldapsearch >/dev/null 2>&1 || need+=(ldap-utils)
 [ -x /usr/sbin/dockerd ] || command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 
 if [ ${#need[@]} -eq 0 ]; then
     echo "==> System packages present"

@@ -20,7 +20,7 @@ import yaml
 
 from ..config import ConfigError, parse_config
 from .docker_engine import ensure_docker_engine
-from .images import build_image, ensure_base_image
+from .images import build_with_parents, ensure_base_image
 from .ldap import Directory, Slapd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     VAR.mkdir(exist_ok=True)
     say("Docker engine")
     ensure_docker_engine(VAR / "log")
-    say("User image slicerhub/base:dev")
+    say("User image slicerhub/slicer-core:dev (with slicerhub/base:dev under it)")
     ensure_base_image()
-    build_image("base", "slicerhub/base:dev")
+    build_with_parents("slicer-core")
 
     try:
         config = demo_config(args.port, args.ldap_port)

@@ -12,6 +12,8 @@
 CLI::
 
     python -m slicerhub.devenv.images [--base-only] [NAME...]   # default: base
+
+Building ``slicer-core`` builds ``base`` first when it is out of date.
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ SOURCE_HASH_LABEL = "org.slicerhub.source-hash"
 BUILD_ARGS_HASH_LABEL = "org.slicerhub.build-args-hash"
 PULL_TIMEOUT_S = 60
 
-# Tag each image is built as by default (CLI).
-DEFAULT_TAGS = {"base": "slicerhub/base:dev"}
+# Tag each image is built as by default, and the image each one is built FROM
+# (passed as the BASE_IMAGE build argument, with that image's ID so that a
+# rebuilt parent rebuilds its children).
+DEFAULT_TAGS = {"base": "slicerhub/base:dev", "slicer-core": "slicerhub/slicer-core:dev"}
+PARENTS = {"slicer-core": "base"}
 
 
 def _say(msg: str) -> None:
@@ -176,6 +181,16 @@ def build_image(name: str, tag: str, build_args: dict | None = None) -> str:
     return built["Id"]
 
 
+def build_with_parents(name: str) -> str:
+    """Build NAME after the images it is built from; return its image ID."""
+    build_args = {}
+    parent = PARENTS.get(name)
+    if parent is not None:
+        parent_id = build_with_parents(parent)
+        build_args = {"BASE_IMAGE": DEFAULT_TAGS[parent], "BASE_IMAGE_ID": parent_id}
+    return build_image(name, DEFAULT_TAGS.get(name, f"slicerhub/{name}:dev"), build_args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m slicerhub.devenv.images",
@@ -194,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_base_image(BASE_IMAGE_TAG)
         if not args.base_only:
             for name in args.names or ["base"]:
-                build_image(name, DEFAULT_TAGS.get(name, f"slicerhub/{name}:dev"))
+                build_with_parents(name)
     except (RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -6,12 +6,12 @@ import docker
 import pytest
 
 from slicerhub.devenv.docker_engine import ensure_docker_engine
-from slicerhub.devenv.images import build_image, ensure_base_image
+from slicerhub.devenv.images import build_with_parents, ensure_base_image
 from slicerhub.devenv.ldap import Slapd
 from tests.integration.conftest import test_directory
 from tests.support.hub import ROOT, Hub, free_port, write_config
 
-IMAGE = "slicerhub/base:dev"
+IMAGE = "slicerhub/slicer-core:dev"
 # Its own network so test containers never mix with a running demo.
 NETWORK = "slicerhub-e2e"
 
@@ -20,7 +20,7 @@ NETWORK = "slicerhub-e2e"
 def docker_client():
     ensure_docker_engine(ROOT / "var" / "log")
     ensure_base_image()
-    build_image("base", IMAGE)
+    build_with_parents("slicer-core")
     return docker.from_env()
 
 

@@ -39,7 +39,7 @@ class FakeEngine:
     def __init__(self, network: str):
         self.network = network
         self.calls: list[tuple[str, tuple, dict]] = []
-        self.images = {"slicerhub/base:dev": "sha256:base1", "slicerhub/base:next": "sha256:next1"}
+        self.images = {"slicerhub/slicer-core:dev": "sha256:base1", "slicerhub/base:next": "sha256:next1"}
         self.volumes: dict[str, dict] = {}
         self.containers: dict[str, dict] = {}
         self._ids = itertools.count(1)
@@ -246,7 +246,7 @@ async def test_docker_gpu_profile(make_docker_spawner):
     assert env["SLICERHUB_PROFILE"] == "gpu" and env["SLICERHUB_GPUS"] == "1"
     assert hc["Memory"] == 4 * GiB
     assert hc["CpuPeriod"] == 100_000 and hc["CpuQuota"] == 200_000
-    assert kw["image"] == "slicerhub/base:dev"
+    assert kw["image"] == "slicerhub/slicer-core:dev"
 
 
 async def test_docker_cpu_profile_has_no_gpu(make_docker_spawner):
@@ -302,7 +302,7 @@ async def test_docker_volumes_labels_and_network(make_docker_spawner):
     assert hc["NetworkMode"] == "labnet"
     assert kw["labels"] == {
         PROFILE_LABEL: "standard",
-        IMAGE_LABEL: "slicerhub/base:dev",
+        IMAGE_LABEL: "slicerhub/slicer-core:dev",
         USER_LABEL: "alice",
     }
     assert kw["name"] == "slicerhub-alice"
@@ -403,7 +403,7 @@ async def test_docker_kept_container_is_replaced_when_image_changes(make_docker_
     spawner.user_options = {"profile": "teacher"}
     await spawner.start()
     await spawner.stop()
-    engine.images["slicerhub/base:dev"] = "sha256:rebuilt"
+    engine.images["slicerhub/slicer-core:dev"] = "sha256:rebuilt"
     await spawner.start()
     assert len(engine.created()) == 2
     assert any("image changed" in e["message"] for e in spawner._events)
@@ -504,7 +504,7 @@ async def test_kube_gpu_profile(make_kube_spawner):
     spawner = make_kube_spawner(groups=TEACHER)
     pod = await pod_for(spawner, "gpu")
     container = container_of(pod)
-    assert container["image"] == "slicerhub/base:dev"
+    assert container["image"] == "slicerhub/slicer-core:dev"
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert container["resources"]["requests"]["nvidia.com/gpu"] == "1"
     assert container["resources"]["limits"]["memory"] == 4 * GiB

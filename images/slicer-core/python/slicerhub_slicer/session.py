@@ -1,0 +1,146 @@
+"""One Slicer application (scene, logic, views) in a Python process.
+
+trame-slicer's ``SlicerApp`` builds the scene, application logic and module
+logics the way Slicer's core application does; views render offscreen (kernel)
+or into X windows (desktop). ``install()`` publishes the session as
+``slicer.mrmlScene`` / ``slicer.app`` so ``slicer.util`` helpers work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import data, rendering
+
+SLICE_VIEWS = {"Red": "axial_view", "Yellow": "sagittal_view", "Green": "coronal_view"}
+ORIENTATION_VIEW = {"Axial": "Red", "Sagittal": "Yellow", "Coronal": "Green"}
+
+
+class SlicerSession:
+    def __init__(self, *, offscreen: bool = True):
+        from trame_slicer.core import SlicerApp
+        from trame_slicer.views import DirectViewFactory
+
+        self.app = SlicerApp()
+        self.scene = self.app.scene
+        self.offscreen = offscreen
+        self.gpu = rendering.has_gpu()
+        self.app.view_manager.register_factory(DirectViewFactory(do_render_offscreen=offscreen))
+        self._views: dict = {}
+
+    # ------------------------------------------------------------- views ---
+    def view(self, name: str):
+        """The view called NAME ('Red', 'Yellow', 'Green' or 'ThreeD'), made on first use."""
+        if name in self._views:
+            return self._views[name]
+        from trame_slicer.views import ViewLayoutDefinition
+
+        if name in SLICE_VIEWS:
+            definition = getattr(ViewLayoutDefinition, SLICE_VIEWS[name])()
+        elif name == "ThreeD":
+            definition = ViewLayoutDefinition.threed_view()
+        else:
+            raise ValueError(f"no view {name!r}: use Red, Yellow, Green or ThreeD")
+        view = self.app.view_manager.create_view(definition)
+        view.render_window().SetMultiSamples(rendering.multisamples())
+        self._views[name] = view
+        self.app.view_manager.set_current_view_ids(list(self._views))
+        volume = self.background_volume()
+        if volume is not None:
+            self._show_in(view, volume)
+        return view
+
+    def slice_view(self, orientation: str = "Axial"):
+        try:
+            return self.view(ORIENTATION_VIEW[orientation])
+        except KeyError:
+            raise ValueError(f"orientation must be one of {', '.join(ORIENTATION_VIEW)}, not {orientation!r}") from None
+
+    # -------------------------------------------------------------- data ---
+    def load_volume(self, path, name: str | None = None, labelmap: bool = False):
+        """Load a volume file (NRRD, NIfTI, MetaImage, ...) with Slicer's volumes logic."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such volume file: {path}")
+        options = 1 if labelmap else 0
+        node = self.app.volumes_logic.AddArchetypeVolume(str(path), name or _node_name(path), options)
+        if node is None:
+            raise RuntimeError(f"Slicer could not read {path} as a volume")
+        if not labelmap:
+            self.show_volume(node)
+        return node
+
+    def sample_volume(self, name: str = "MNI152-T1"):
+        existing = self.scene.GetFirstNodeByName(name)
+        return existing if existing is not None else self.load_volume(data.sample_path(name), name=name)
+
+    def background_volume(self):
+        return getattr(self, "_background", None)
+
+    def show_volume(self, volume) -> None:
+        """Show VOLUME in every slice view (and as slice planes in 3D)."""
+        self._background = volume
+        for view in self._views.values():
+            self._show_in(view, volume)
+
+    def _show_in(self, view, volume) -> None:
+        from trame_slicer.views import SliceView
+
+        if isinstance(view, SliceView):
+            view.set_background_volume_id(volume.GetID())
+            view.set_visible_in_3d(True)
+        view.reset_view()
+
+    # --------------------------------------------------------- rendering ---
+    def render_png(self, name: str, size: tuple[int, int] = (512, 512)) -> bytes:
+        """Render view NAME at SIZE and return it as PNG bytes."""
+        from vtkmodules.vtkIOImage import vtkPNGWriter
+        from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
+
+        view = self.view(name)
+        window = view.render_window()
+        if tuple(window.GetSize()) != tuple(size):
+            window.SetSize(*size)
+            view.fit_view_to_content()
+        view.render()
+        grab = vtkWindowToImageFilter()
+        grab.SetInput(window)
+        grab.ReadFrontBufferOff()
+        grab.Update()
+        writer = vtkPNGWriter()
+        writer.WriteToMemoryOn()
+        writer.SetInputConnection(grab.GetOutputPort())
+        writer.Write()
+        return bytes(memoryview(writer.GetResult()))
+
+
+def _node_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", ".seg.nrrd", ".nrrd", ".nii", ".mha", ".mhd", ".nhdr"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+_current: SlicerSession | None = None
+
+
+def current() -> SlicerSession:
+    """The process's session (made on first use)."""
+    global _current
+    if _current is None:
+        _current = SlicerSession(offscreen=True)
+    return _current
+
+
+def install(session: SlicerSession | None = None) -> SlicerSession:
+    """Make SESSION the one ``import slicer`` sees: slicer.mrmlScene, slicer.app."""
+    global _current
+    import slicer
+
+    from .appshim import CoreApplication
+
+    _current = session or current()
+    slicer.mrmlScene = _current.scene
+    slicer.app = CoreApplication(_current)
+    return _current

@@ -1,0 +1,270 @@
+"""The slicer-core image end to end: the Slicer kernel through the server API,
+the Slicer desktop in a real browser (headless Chromium), settings that
+survive the container, and what the desktop exposes (nothing but the hub)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import socket
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+import requests
+from PIL import Image, ImageStat
+
+from slicerhub.devenv.rfb import RFBClient
+from tests.e2e.test_docker_spawn import container, hub_api, stop_server
+from tests.support.hub import ROOT
+from tests.support.kernel import KernelClient
+from tests.support.spawn import spawn_with_form, wait_ready
+
+pytestmark = pytest.mark.e2e
+
+ARTIFACTS = ROOT / "artifacts" / "screenshots"
+NOTEBOOK = ROOT / "notebooks" / "01-slicer-kernel-basics.ipynb"
+
+
+def _login_and_spawn(hub, user, password):
+    s, r = hub.login(user, password)
+    assert r.status_code == 302, r.text
+    token = hub.api_token(s)
+    if not hub_api(hub, token, f"/users/{user}").json()["servers"]:
+        assert spawn_with_form(hub, s).status_code == 302
+        assert wait_ready(hub, s, user)["ready"]
+    return s, token
+
+
+def _png_stats(png_b64: str):
+    img = Image.open(io.BytesIO(base64.b64decode(png_b64))).convert("L")
+    return img.size, ImageStat.Stat(img)
+
+
+def test_notebook_runs_on_the_slicer_kernel(e2e_hub):
+    hub = e2e_hub
+    _, token = _login_and_spawn(hub, "student1", "student1-pw")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+
+    async def run():
+        kc = await KernelClient(f"{hub.url}/user/student1", token, "slicer").start()
+        try:
+            return await kc.run_notebook(nb)
+        finally:
+            await kc.shutdown()
+
+    outputs = asyncio.run(run())
+    text = "".join(o.get("text", "") for cell in outputs for o in cell if o["output_type"] == "stream")
+    assert "vtkMRMLScene" in text
+    assert "MNI152-T1 (197, 233, 189)" in text
+    # The MNI template's brain is about 1.5 l; a broken load gives 0 or the whole box.
+    brain_ml = float(text.split("brain volume:")[1].split("ml")[0])
+    assert 900 < brain_ml < 2500, text
+    assert "True" in text.splitlines()[-1]  # saveNode
+
+    images = [o["data"]["image/png"] for cell in outputs for o in cell
+              if o["output_type"] in ("display_data", "execute_result") and "image/png" in o["data"]]
+    assert len(images) == 2, [list(o.get("data", {})) for cell in outputs for o in cell]
+    (w, h), stats = _png_stats(images[0])
+    assert (w, h) == (512, 512)
+    # A slice of a head on black: some dark background, a bright brain.
+    assert 20 < stats.mean[0] < 200 and stats.stddev[0] > 30, (stats.mean, stats.stddev)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for name, data in zip(("kernel-axial.png", "kernel-3d.png"), images):
+        (ARTIFACTS / name).write_bytes(base64.b64decode(data))
+    widgets = [o for cell in outputs for o in cell if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert widgets, "SliceViewer produced no widget"
+
+    r = requests.get(f"{hub.url}/user/student1/api/contents/results/bright.nrrd",
+                     headers={"Authorization": f"token {token}"}, params={"content": "0"}, timeout=30)
+    assert r.status_code == 200 and r.json()["size"] > 1000
+
+
+def test_slicer_setting_survives_container_deletion(e2e_hub, docker_client):
+    hub = e2e_hub
+    _, token = _login_and_spawn(hub, "student1", "student1-pw")
+
+    async def on_kernel(code):
+        kc = await KernelClient(f"{hub.url}/user/student1", token, "slicer").start()
+        try:
+            return "".join(o.get("text", "") for o in await kc.execute(code))
+        finally:
+            await kc.shutdown()
+
+    asyncio.run(on_kernel("from slicerhub_slicer import settings\n"
+                          "settings.set('Desktop/Orientation', 'Sagittal')\n"
+                          "print(settings.user_settings_file())"))
+    container(docker_client, hub, "student1").remove(force=True)
+    stop_server(hub, token, "student1")
+    assert hub_api(hub, token, "/users/student1/server", "POST").status_code in (201, 202)
+    s, _ = hub.login("student1", "student1-pw")
+    assert wait_ready(hub, s, "student1")["ready"]
+    out = asyncio.run(on_kernel("from slicerhub_slicer import settings\n"
+                                "print(settings.get('Desktop/Orientation'), settings.user_settings_file())"))
+    assert out.split() == ["Sagittal", "/home/slicer/.config/slicer.org/Slicer.ini"], out
+
+
+# --------------------------------------------------------------- browser ---
+
+def _browser(width=1280, height=900):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                f"--window-size={width},{height}"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def _wait(predicate, timeout=90, interval=0.5, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _canvas_picture(driver, name: str):
+    """Screenshot the page, keep it, and return the part inside the noVNC canvas."""
+    png = driver.get_screenshot_as_png()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / name).write_bytes(png)
+    page = Image.open(io.BytesIO(png)).convert("RGB")
+    rect = driver.execute_script(
+        "const r = document.querySelector('#screen canvas').getBoundingClientRect();"
+        "return [r.left, r.top, r.right, r.bottom, window.devicePixelRatio];")
+    ratio = rect[4]
+    box = tuple(int(v * ratio) for v in rect[:4])
+    return page.crop(box)
+
+
+def _slicer_drawn(picture: Image.Image) -> bool:
+    """More than a flat background: a brain slice has many grey levels, and
+    Slicer fits it to the window, so it sits in the middle of the canvas."""
+    gray = picture.convert("L")
+    histogram = gray.histogram()
+    levels = sum(1 for count in histogram if count > 20)
+    bright = sum(histogram[100:]) / max(1, sum(histogram))
+    if levels <= 40 or bright <= 0.05:
+        return False
+    # Extent of the bright anatomy; rows/columns with a few bright pixels only
+    # (the mouse pointer) do not count.
+    width, height = gray.size
+    mask = gray.point(lambda v: 1 if v > 100 else 0)
+    data = list(mask.getdata())
+    cols = [sum(data[x::width]) for x in range(width)]
+    rows = [sum(data[y * width:(y + 1) * width]) for y in range(height)]
+    xs = [x for x, n in enumerate(cols) if n > 20]
+    ys = [y for y, n in enumerate(rows) if n > 20]
+    if not xs or not ys:
+        return False
+    left, right, top, bottom = xs[0], xs[-1] + 1, ys[0], ys[-1] + 1
+    centred = abs((left + right) / 2 - width / 2) < 0.1 * width and abs((top + bottom) / 2 - height / 2) < 0.1 * height
+    inside = left > 0 and top > 0 and right < width and bottom < height
+    return centred and inside
+
+
+def test_desktop_in_the_browser_shows_slicer_and_follows_the_window(e2e_hub):
+    hub = e2e_hub
+    driver = _browser()
+    try:
+        driver.get(hub.url + "/hub/login")
+        driver.find_element("id", "username_input").send_keys("student2")
+        driver.find_element("id", "password_input").send_keys("student2-pw")
+        driver.find_element("id", "login_submit").click()
+        # One profile allowed: the spawn starts at once and lands in JupyterLab.
+        _wait(lambda: "/user/student2/lab" in driver.current_url, 120, what="JupyterLab")
+
+        driver.get(hub.url + "/user/student2/desktop/")
+        _wait(lambda: driver.execute_script(
+            "return document.querySelector('#status') && document.querySelector('#status').textContent"
+        ) == "Connected", 60, what="noVNC connected")
+        picture = _wait(lambda: (lambda p: p if _slicer_drawn(p) else None)(
+            _canvas_picture(driver, "desktop-1280x900.png")), 90, 2, "Slicer's view in the canvas")
+        assert picture.size[0] > 600
+
+        def canvas_and_screen():
+            return driver.execute_script(
+                "const c = document.querySelector('#screen canvas'), s = document.querySelector('#screen');"
+                "return [c.width, c.height, s.clientWidth, s.clientHeight];")
+
+        before = canvas_and_screen()
+        driver.set_window_size(900, 700)
+        # resize=remote: the remote screen (the canvas) takes the new size of the page.
+        after = _wait(lambda: (lambda v: v if v[0] != before[0] and abs(v[0] - v[2]) <= 2
+                               and abs(v[1] - v[3]) <= 2 else None)(canvas_and_screen()),
+                      30, what=f"remote desktop to follow the window (was {before})")
+        assert after[0] < before[0]
+        picture = _wait(lambda: (lambda p: p if _slicer_drawn(p) else None)(
+            _canvas_picture(driver, "desktop-900x700.png")), 30, 1, "Slicer redrawn after resize")
+    finally:
+        driver.quit()
+
+
+# -------------------------------------------------------------- security ---
+
+def _listeners(c) -> list[tuple[str, int]]:
+    """(address, port) of every listening TCP socket in the container."""
+    out = c.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"]).output.decode()
+    found = []
+    for line in out.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) > 3 and parts[3] == "0A":
+            addr, port = parts[1].rsplit(":", 1)
+            found.append((addr, int(port, 16)))
+    return found
+
+
+def _is_loopback(hex_addr: str) -> bool:
+    if len(hex_addr) == 8:
+        return hex_addr.endswith("7F")  # 127.x.x.x, little-endian
+    return hex_addr == "00000000000000000000000001000000" or hex_addr.startswith("0000000000000000FFFF00000100007F")
+
+
+def test_desktop_is_reachable_only_through_the_hub(e2e_hub, docker_client):
+    hub = e2e_hub
+    s, token = _login_and_spawn(hub, "student2", "student2-pw")
+    ws_url = hub.url.replace("http", "ws", 1) + "/user/student2/desktop-websockify/"
+
+    async def owner_frame():
+        client = await RFBClient.websocket(ws_url, {"Authorization": f"token {token}"})
+        try:
+            return await client.snapshot(30)
+        finally:
+            await client.close()
+
+    fb = asyncio.run(owner_frame())
+    assert fb.non_background_fraction() > 0.05  # the owner sees Slicer
+
+    # Without a hub login, and with another user's login: refused (CVE-2024-28179).
+    from tornado.httpclient import HTTPClientError
+
+    other, _ = hub.login("teacher1", "teacher-pw")
+    other_token = hub.api_token(other)
+    for headers in ({}, {"Authorization": f"token {other_token}"}, {"Authorization": "token forged"}):
+        with pytest.raises(HTTPClientError) as err:
+            asyncio.run(RFBClient.websocket(ws_url, headers))
+        assert err.value.code in (302, 401, 403), err.value
+
+    c = container(docker_client, hub, "student2")
+    listeners = _listeners(c)
+    wildcard = [(a, p) for a, p in listeners if not _is_loopback(a)]
+    assert wildcard == [(a, 8888) for a, p in wildcard if p == 8888] and wildcard, listeners
+    # The VNC server is on a unix socket in a directory only the user can enter.
+    out = c.exec_run(["sh", "-c", "for s in /tmp/jupyter-server-proxy-*/* /tmp/*/desktop*; do "
+                                  "[ -S \"$s\" ] && stat -c '%a %u %n' \"$(dirname \"$s\")\" \"$s\"; done"]).output.decode()
+    assert out.strip(), "no VNC unix socket found"
+    directory_mode, owner, _ = out.splitlines()[0].split(" ", 2)
+    assert directory_mode == "700" and owner == "1000", out
+    # And nothing answers on the VNC / X ports from the host side.
+    ip = next(iter(c.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
+    for port in (5900, 5901, 6000, 6001):
+        with socket.socket() as probe:
+            probe.settimeout(2)
+            assert probe.connect_ex((ip, port)) != 0, f"{ip}:{port} is open"
