@@ -41,8 +41,12 @@ PULL_TIMEOUT_S = 60
 # Tag each image is built as by default, and the image each one is built FROM
 # (passed as the BASE_IMAGE build argument, with that image's ID so that a
 # rebuilt parent rebuilds its children).
-DEFAULT_TAGS = {"base": "slicerhub/base:dev", "slicer-core": "slicerhub/slicer-core:dev"}
-PARENTS = {"slicer-core": "base"}
+DEFAULT_TAGS = {
+    "base": "slicerhub/base:dev",
+    "slicer-core": "slicerhub/slicer-core:dev",
+    "slicer": "slicerhub/slicer:dev",
+}
+PARENTS = {"slicer-core": "base", "slicer": "base"}
 
 
 def _say(msg: str) -> None:
