@@ -33,7 +33,7 @@ check-config: $(VENV)/.installed
 
 images: deps
 	@echo "==> Images"
-	$(PY) -m slicerhub.devenv.images base
+	$(PY) -m slicerhub.devenv.images slicer-core
 
 deps: system-deps $(VENV)/.installed node_modules/.installed
 

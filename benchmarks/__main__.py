@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tests.support.hub import ROOT
 
-from . import burst, ldap_stall
+from . import burst, desktop, ldap_stall
 from .harness import busy, machine_state
 
 DEFAULT_SIZES = [50, 100, 200]
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=_sizes, default=None, help="class sizes for the burst (default 50,100,200)")
     parser.add_argument("--quick", action="store_true", help="sizes 10,20 and 6 s stall phases")
-    parser.add_argument("--only", choices=["burst", "stall"], default=None)
+    parser.add_argument("--only", choices=["burst", "stall", "desktop"], default=None)
     parser.add_argument("--stall-seconds", type=float, default=None, help="length of each stall phase (default 12)")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "results.json")
     parser.add_argument(
@@ -180,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
             failed = True
             results["ldap_stall"] = {"error": f"{type(e).__name__}: {e}"}
             traceback.print_exc()
+    if args.only in (None, "desktop"):
+        try:
+            results["desktop"] = desktop.run(workdir / "desktop")
+        except Exception as e:  # noqa: BLE001 - report and go on to the table
+            traceback.print_exc()
+            results["desktop"] = {"error": f"{type(e).__name__}: {e}"}
+
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     results["machine"]["after"] = machine_state()
 
@@ -187,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         print_burst(results["burst"])
     if "ldap_stall" in results and "error" not in results["ldap_stall"]:
         print_stall(results["ldap_stall"])
+    if "desktop" in results and "error" not in results["desktop"]:
+        desktop.print_desktop(results["desktop"])
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
