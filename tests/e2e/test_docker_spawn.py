@@ -6,43 +6,10 @@ import html
 import time
 
 import pytest
-import requests
 
-from tests.support.spawn import spawn_with_form, wait_ready
+from tests.support.spawn import container, hub_api, server_api, spawn_with_form, stop_server, wait_ready
 
 pytestmark = pytest.mark.e2e
-
-
-def server_api(hub, token: str, user: str, path: str, method: str = "GET", **kw):
-    return requests.request(
-        method,
-        f"{hub.url}/user/{user}/api{path}",
-        headers={"Authorization": f"token {token}"},
-        timeout=30,
-        allow_redirects=False,
-        **kw,
-    )
-
-
-def hub_api(hub, token: str, path: str, method: str = "GET", **kw):
-    return requests.request(
-        method, f"{hub.url}/hub/api{path}", headers={"Authorization": f"token {token}"}, timeout=60, **kw
-    )
-
-
-def stop_server(hub, token: str, user: str, timeout: float = 60) -> None:
-    r = hub_api(hub, token, f"/users/{user}/server", "DELETE")
-    assert r.status_code in (202, 204), r.text
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not hub_api(hub, token, f"/users/{user}").json()["servers"]:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{user}'s server did not stop")
-
-
-def container(docker_client, hub, user):
-    return docker_client.containers.get(f"{hub.prefix}-{user}")
 
 
 def test_form_shows_only_allowed_profiles(e2e_hub):

@@ -9,7 +9,6 @@ import base64
 import io
 import socket
 import time
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -17,10 +16,9 @@ import requests
 from PIL import Image, ImageStat
 
 from slicerhub.devenv.rfb import RFBClient
-from tests.e2e.test_docker_spawn import container, hub_api, stop_server
 from tests.support.hub import ROOT
 from tests.support.kernel import KernelClient
-from tests.support.spawn import spawn_with_form, wait_ready
+from tests.support.spawn import container, hub_api, spawn_with_form, stop_server, wait_ready
 
 pytestmark = pytest.mark.e2e
 
