@@ -79,8 +79,8 @@ def SliceViewer(volume=None, orientation: str = "Axial", size: tuple[int, int] =
     def set_range(*_):
         view = s.slice_view(orient.value)
         lo, hi = view.get_slice_range()
-        offset.min, offset.max = min(lo, offset.min), max(hi, offset.max)
-        offset.min, offset.max = lo, hi
+        with offset.hold_trait_notifications():  # validate min <= max once both are set
+            offset.min, offset.max = lo, hi
         offset.step = view.get_slice_step() or 1.0
         offset.value = view.get_slice_value()
 

@@ -27,6 +27,7 @@ class SlicerSession:
         self.gpu = rendering.has_gpu()
         self.app.view_manager.register_factory(DirectViewFactory(do_render_offscreen=offscreen))
         self._views: dict = {}
+        self._background = None  # the volume shown in every view
 
     # ------------------------------------------------------------- views ---
     def view(self, name: str):
@@ -75,7 +76,7 @@ class SlicerSession:
         return existing if existing is not None else self.load_volume(data.sample_path(name), name=name)
 
     def background_volume(self):
-        return getattr(self, "_background", None)
+        return self._background
 
     def show_volume(self, volume) -> None:
         """Show VOLUME in every slice view (and as slice planes in 3D)."""
