@@ -9,9 +9,17 @@
   must keep it out of their final stage).  The image is labelled with a hash
   of the source tree, and the build is skipped when TAG already carries it.
 
+* ``download_wheels(names, dest)`` fills a wheelhouse for an offline build:
+  every Python package the images install, as wheels for the images' Python
+  (CPython 3.11 on Debian bookworm, glibc 2.36, x86_64), from any connected
+  machine.  ``build_image(..., wheelhouse=DIR)`` then puts DIR into the build
+  context, where the Dockerfiles install from it with no package index.
+
 CLI::
 
     python -m slicerhub.devenv.images [--base-only] [NAME...]   # default: base
+    python -m slicerhub.devenv.images --download-wheels DIR NAME...
+    python -m slicerhub.devenv.images --wheelhouse DIR [--offline] NAME...
 
 Building ``slicer-core`` builds ``base`` first when it is out of date.
 """
@@ -47,6 +55,13 @@ DEFAULT_TAGS = {
     "slicer": "slicerhub/slicer:dev",
 }
 PARENTS = {"slicer-core": "base", "slicer": "base"}
+
+# The images' Python, for `pip download` of a wheelhouse on another machine.
+# pip does not widen a manylinux_2_N platform to older glibc versions, so
+# every one the image's glibc (2.36, bookworm) can load is listed.
+IMAGE_PYTHON_VERSION = "3.11"
+IMAGE_GLIBC_MINOR = 36
+IGNORED_IN_CONTEXT = ("__pycache__", "*.egg-info", "build-ca.crt", "wheelhouse")
 
 
 def _say(msg: str) -> None:
@@ -102,7 +117,8 @@ def source_hash(src: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(p for p in src.rglob("*") if p.is_file()):
         rel = path.relative_to(src).as_posix()
-        if "__pycache__" in rel.split("/"):
+        parts = rel.split("/")
+        if "__pycache__" in parts or any(part.endswith(".egg-info") for part in parts):
             continue
         executable = "x" if os.access(path, os.X_OK) else "-"
         digest.update(f"{rel}\0{executable}\0".encode())
@@ -118,13 +134,34 @@ def _build_args_hash(build_args: dict | None) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def build_image(name: str, tag: str, build_args: dict | None = None) -> str:
-    """Build ``images/<name>/`` as TAG (unless already built); return the image ID."""
+def _wheelhouse_files(wheelhouse: Path) -> list[Path]:
+    files = sorted(p for p in Path(wheelhouse).iterdir()
+                   if p.is_file() and p.name.endswith((".whl", ".tar.gz", ".zip")))
+    if not files:
+        raise ValueError(f"wheelhouse {wheelhouse} holds no wheels or sdists")
+    return files
+
+
+def build_image(name: str, tag: str, build_args: dict | None = None, *,
+                wheelhouse: Path | None = None, offline: bool = False) -> str:
+    """Build ``images/<name>/`` as TAG (unless already built); return the image ID.
+
+    With WHEELHOUSE, pip in the Dockerfiles installs from that folder only;
+    OFFLINE also builds with no network at all (``--network none``), so a
+    package missing from the wheelhouse fails the build instead of being
+    fetched.  Debian packages then come from the layer cache or not at all.
+    """
     src = IMAGES_DIR / name
     if not (src / "Dockerfile").is_file():
         raise ValueError(f"no Dockerfile in {src}")
+    if offline and wheelhouse is None:
+        raise ValueError("an offline build needs a wheelhouse (--wheelhouse DIR)")
+    wheels = _wheelhouse_files(wheelhouse) if wheelhouse is not None else []
     src_hash = source_hash(src)
-    args_hash = _build_args_hash(build_args)
+    hashed_args = dict(build_args or {})
+    if wheels:  # a wheelhouse build is a different build: never "up to date" with an online one
+        hashed_args["wheelhouse"] = ",".join(p.name for p in wheels)
+    args_hash = _build_args_hash(hashed_args)
 
     existing = _inspect(tag)
     if existing is not None:
@@ -138,9 +175,11 @@ def build_image(name: str, tag: str, build_args: dict | None = None) -> str:
 
     with tempfile.TemporaryDirectory(prefix=f"slicerhub-build-{name}-") as tmp:
         context = Path(tmp) / "context"
-        shutil.copytree(
-            src, context, ignore=shutil.ignore_patterns("__pycache__", "build-ca.crt")
-        )
+        shutil.copytree(src, context, ignore=shutil.ignore_patterns(*IGNORED_IN_CONTEXT))
+        # Always present (maybe empty): the Dockerfiles COPY it unconditionally.
+        (context / "wheelhouse").mkdir()
+        for wheel in wheels:
+            shutil.copyfile(wheel, context / "wheelhouse" / wheel.name)
         ca_dest = context / "build-ca.crt"
         if HOST_CA_BUNDLE.is_file():
             shutil.copyfile(HOST_CA_BUNDLE, ca_dest)
@@ -149,7 +188,7 @@ def build_image(name: str, tag: str, build_args: dict | None = None) -> str:
 
         cmd = [
             "docker", "build",
-            "--network", "host",
+            "--network", "none" if offline else "host",
             "--label", f"{SOURCE_HASH_LABEL}={src_hash}",
             "--label", f"{BUILD_ARGS_HASH_LABEL}={args_hash}",
             "-t", tag,
@@ -185,14 +224,65 @@ def build_image(name: str, tag: str, build_args: dict | None = None) -> str:
     return built["Id"]
 
 
-def build_with_parents(name: str) -> str:
-    """Build NAME after the images it is built from; return its image ID."""
+def build_with_parents(name: str, *, tags: dict | None = None, **build_options) -> str:
+    """Build NAME after the images it is built from; return its image ID.
+
+    TAGS overrides DEFAULT_TAGS; BUILD_OPTIONS go to build_image for each image."""
+    tags = {**DEFAULT_TAGS, **(tags or {})}
     build_args = {}
     parent = PARENTS.get(name)
     if parent is not None:
-        parent_id = build_with_parents(parent)
-        build_args = {"BASE_IMAGE": DEFAULT_TAGS[parent], "BASE_IMAGE_ID": parent_id}
-    return build_image(name, DEFAULT_TAGS.get(name, f"slicerhub/{name}:dev"), build_args)
+        parent_id = build_with_parents(parent, tags=tags, **build_options)
+        build_args = {"BASE_IMAGE": tags[parent], "BASE_IMAGE_ID": parent_id}
+    return build_image(name, tags.get(name, f"slicerhub/{name}:dev"), build_args, **build_options)
+
+
+def image_chain(names: list[str]) -> list[str]:
+    """NAMES with the images they are built from, parents first, each once."""
+    chain: list[str] = []
+    for name in names:
+        lineage = [name]
+        while lineage[-1] in PARENTS:
+            lineage.append(PARENTS[lineage[-1]])
+        chain += [n for n in reversed(lineage) if n not in chain]
+    return chain
+
+
+def wheel_download_command(name: str, dest: Path) -> list[list[str]]:
+    """The `pip download` commands that put what images/<name>/ installs into DEST."""
+    src = IMAGES_DIR / name
+    platforms = [f"--platform=manylinux_2_{minor}_x86_64" for minor in range(IMAGE_GLIBC_MINOR, 4, -1)]
+    base = [sys.executable, "-m", "pip", "download", "--dest", str(dest),
+            "--only-binary=:all:", "--implementation=cp",
+            f"--python-version={IMAGE_PYTHON_VERSION}", *platforms,
+            "--platform=linux_x86_64"]
+    commands = []
+    requirements = [src / "requirements.txt"]
+    project = src / "python" / "pyproject.toml"
+    if project.is_file():  # the image's own package is built in the image: its build backend
+        import tomllib
+
+        build_requires = tomllib.loads(project.read_text())["build-system"]["requires"]
+        commands.append(base + build_requires)
+    if any(r.is_file() for r in requirements):
+        commands.append(base + [arg for r in requirements if r.is_file() for arg in ("-r", str(r))])
+    data = src / "sample-data.txt"  # wheels used only as data carriers: no dependencies
+    if data.is_file():
+        commands.append(base + ["--no-deps", "-r", str(data)])
+    return commands
+
+
+def download_wheels(names: list[str], dest: Path) -> None:
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in image_chain(names):
+        if not (IMAGES_DIR / name / "Dockerfile").is_file():
+            raise ValueError(f"no image called {name!r} under {IMAGES_DIR}")
+        _say(f"downloading the wheels of images/{name}/ into {dest}")
+        for cmd in wheel_download_command(name, dest):
+            proc = subprocess.run(cmd, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"pip download for images/{name}/ failed (exit {proc.returncode})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,9 +292,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--base-only", action="store_true",
                         help=f"only make sure {BASE_IMAGE_TAG} exists")
+    parser.add_argument("--download-wheels", metavar="DIR", type=Path,
+                        help="only fill DIR with the wheels the images need (for an offline build)")
+    parser.add_argument("--wheelhouse", metavar="DIR", type=Path,
+                        help="install Python packages from DIR only, not from a package index")
+    parser.add_argument("--offline", action="store_true",
+                        help="build with no network at all (needs --wheelhouse; Debian "
+                             "packages must already be in Docker's layer cache)")
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help="directories under images/ to build (default: base)")
     args = parser.parse_args(argv)
+    names = args.names or ["base"]
+
+    if args.download_wheels is not None:
+        try:
+            download_wheels(names, args.download_wheels)
+        except (RuntimeError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            return 1
+        return 0
 
     from slicerhub.devenv.docker_engine import ensure_docker_engine
 
@@ -212,8 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         ensure_docker_engine(REPO_ROOT / "var" / "log")
         ensure_base_image(BASE_IMAGE_TAG)
         if not args.base_only:
-            for name in args.names or ["base"]:
-                build_with_parents(name)
+            for name in names:
+                build_with_parents(name, wheelhouse=args.wheelhouse, offline=args.offline)
     except (RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
