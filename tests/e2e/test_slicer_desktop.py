@@ -13,7 +13,7 @@ import time
 import nbformat
 import pytest
 import requests
-from PIL import Image, ImageStat
+from PIL import Image, ImageChops, ImageStat
 
 from slicerhub.devenv.rfb import RFBClient
 from tests.support.hub import ROOT
@@ -266,3 +266,122 @@ def test_desktop_is_reachable_only_through_the_hub(e2e_hub, docker_client):
         with socket.socket() as probe:
             probe.settimeout(2)
             assert probe.connect_ex((ip, port)) != 0, f"{ip}:{port} is open"
+
+
+# ------------------------------------------------------------- clipboard ---
+
+def _in_desktop(c, *command: str, detach: bool = False):
+    """Run COMMAND as the user inside the container, on the desktop's X display."""
+    displays = c.exec_run(["ls", "/tmp/.X11-unix"]).output.decode().split()
+    assert displays, "no X display in the container"
+    env = {"DISPLAY": ":" + displays[0].lstrip("X"), "HOME": "/home/slicer"}
+    return c.exec_run(list(command), user="1000", environment=env, detach=detach)
+
+
+def test_clipboard_goes_both_ways_through_the_hub(e2e_hub, docker_client):
+    """noVNC's clipboard box sends ClientCutText and shows ServerCutText; both
+    reach the X selections the desktop's applications use."""
+    hub = e2e_hub
+    s, token = _login_and_spawn(hub, "student2", "student2-pw")
+    ws_url = hub.url.replace("http", "ws", 1) + "/user/student2/desktop-websockify/"
+    c = container(docker_client, hub, "student2")
+    to_desktop, from_desktop = f"to-desktop {time.time()}", f"from-desktop {time.time()} ü"
+
+    def x_clipboard() -> str:
+        return _in_desktop(c, "xclip", "-o", "-selection", "clipboard").output.decode()
+
+    async def run():
+        client = await RFBClient.websocket(ws_url, {"Authorization": f"token {token}"})
+        try:
+            await client.snapshot(30)
+            await client.cut_text_to_server(to_desktop.encode("latin-1"))
+            deadline = time.monotonic() + 10
+            while await asyncio.to_thread(x_clipboard) != to_desktop:
+                assert time.monotonic() < deadline, f"X clipboard is {x_clipboard()!r}"
+                await asyncio.sleep(0.2)
+
+            # An application in the desktop copies: the browser is told.
+            _in_desktop(c, "sh", "-c", f"printf %s '{from_desktop}' | xclip -selection clipboard -i",
+                        detach=True)
+            deadline = time.monotonic() + 10
+            while not client.cut_text:
+                assert time.monotonic() < deadline, "no ServerCutText from the desktop"
+                await client.request_update(True)
+                await asyncio.wait_for(client.read_message(), deadline - time.monotonic())
+            return client.cut_text[-1]
+        finally:
+            await client.close()
+
+    # Classic RFB cut text is Latin-1.
+    assert asyncio.run(run()).decode("latin-1") == from_desktop
+
+
+# ------------------------------------------------------------ Slicer Web ---
+
+def _page_picture(driver, name: str) -> Image.Image:
+    png = driver.get_screenshot_as_png()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / name).write_bytes(png)
+    return Image.open(io.BytesIO(png)).convert("RGB")
+
+
+def _browser_login(driver, hub, user: str, password: str) -> None:
+    driver.get(hub.url + "/hub/login")
+    driver.find_element("id", "username_input").send_keys(user)
+    driver.find_element("id", "password_input").send_keys(password)
+    driver.find_element("id", "login_submit").click()
+    _wait(lambda: f"/user/{user}/" in driver.current_url, 120, what="the user's server")
+
+
+def _largest_view(driver) -> list[float]:
+    """Page box (CSS px) of the largest image or canvas: the main Slicer view."""
+    return driver.execute_script("""
+        const boxes = [...document.querySelectorAll('img, canvas')]
+            .map(e => e.getBoundingClientRect()).filter(r => r.width > 50 && r.height > 50)
+            .sort((a, b) => b.width * b.height - a.width * a.height);
+        return boxes.length ? [boxes[0].left, boxes[0].top, boxes[0].right, boxes[0].bottom,
+                               window.devicePixelRatio] : null;""")
+
+
+def _brain_in(picture: Image.Image, bright_fraction: float = 0.05) -> bool:
+    histogram = picture.convert("L").histogram()
+    levels = sum(1 for count in histogram if count > 20)
+    return levels > 40 and sum(histogram[100:]) / max(1, sum(histogram)) > bright_fraction
+
+
+def test_slicer_web_renders_and_answers_through_the_hub(e2e_hub):
+    """trame-slicer behind jupyter-server-proxy: the page, its websocket and
+    server-side rendering all go through the hub, and a change made in the
+    browser (the slice slider) comes back as a new Slicer rendering."""
+    hub = e2e_hub
+    driver = _browser()
+    try:
+        _browser_login(driver, hub, "student2", "student2-pw")
+        driver.get(hub.url + "/user/student2/slicer-web/")
+
+        def view_picture(name):
+            box = _wait(lambda: _largest_view(driver), 60, what="a Slicer view on the page")
+            page = _page_picture(driver, name)
+            ratio = box[4]
+            return page.crop(tuple(int(v * ratio) for v in box[:4]))
+
+        before = _wait(lambda: (lambda p: p if _brain_in(p) else None)(view_picture("slicer-web.png")),
+                       90, 2, "the sample volume rendered in Slicer Web")
+
+        # The slider under the main view sets the slice offset on the server;
+        # click a third of the way along it (offsets count from its centre).
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        slider = min(driver.find_elements("css selector", ".v-slider"),
+                     key=lambda e: (e.location["x"], -e.location["y"]))
+        ActionChains(driver).move_to_element_with_offset(
+            slider, -int(slider.size["width"] * 0.17), 0).click().perform()
+
+        def changed():
+            after = view_picture("slicer-web-after-slider.png")
+            diff = ImageStat.Stat(ImageChops.difference(before.convert("L"), after.convert("L")))
+            return after if diff.mean[0] > 5 and _brain_in(after, 0.01) else None
+
+        _wait(changed, 30, 1, "Slicer Web to render the new slice")
+    finally:
+        driver.quit()
