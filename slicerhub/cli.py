@@ -1,4 +1,5 @@
-"""`slicerhub` command line: check a deployment file, show what it becomes."""
+"""`slicerhub` command line: check a deployment file, show what it becomes;
+publish course apps (`slicerhub apps`)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_traitlets)
     p = csub.add_parser("schema", help="print the JSON Schema of deployment files")
     p.set_defaults(func=_schema)
+    from .courses.client import add_parser as add_apps_parser
+
+    add_apps_parser(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -83,6 +83,8 @@ class HubSettings(_Model):
     # Where the hub API listens (for user servers) and the proxy's own API.
     api_port: int = Field(8081, ge=1, le=65535)
     proxy_api_port: int = Field(8001, ge=1, le=65535)
+    # The courses service (gallery, publishing), on 127.0.0.1, behind the proxy.
+    courses_port: int = Field(8002, ge=1, le=65535)
     concurrent_spawn_limit: int = Field(100, ge=1, le=10000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -209,15 +211,25 @@ class Profile(_Model):
     default: bool = False
 
 
-class CourseShare(_Model):
-    # A Docker volume name, or a PVC name on Kubernetes.
-    source: str = Field(pattern=NAME)
-    mount_path: str = Field("/home/slicer/course", pattern=r"^/")
+COURSE = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
 
 
 class Storage(_Model):
     home_path: str = Field("/home/slicer", pattern=r"^/")
-    course_share: CourseShare | None = None
+
+
+class Courses(_Model):
+    # Hub groups (synced from LDAP) that are courses: each gets a folder with
+    # shared/ (teachers write, students read) and apps/ (published Voilà apps).
+    groups: list[str] = Field([], max_length=500)
+    # The folder with one subfolder per course. Docker: a directory on the
+    # hub's machine, bind-mounted into user containers. Kubernetes: where
+    # `claim` is mounted in the hub pod.
+    root: str = Field("var/courses", min_length=1)
+    # Kubernetes only: a ReadWriteMany PVC holding `root` (one subPath per course).
+    claim: str | None = Field(None, pattern=NAME)
+    # Inside user servers; under the home, so Voilà (serving the home) opens apps.
+    mount_path: str = Field("/home/slicer/courses", pattern=r"^/")
 
 
 class Culler(_Model):
@@ -235,6 +247,7 @@ class SlicerHubConfig(_Model):
     backend: Backend = Backend()
     profiles: list[Profile] = Field(min_length=1)
     storage: Storage = Storage()
+    courses: Courses = Courses()
     culler: Culler = Culler()
 
     @model_validator(mode="after")
@@ -253,6 +266,17 @@ class SlicerHubConfig(_Model):
                         f"profiles[{i}].groups: {g!r} is not a group synced from LDAP "
                         f"(known: {', '.join(sorted(known)) or 'none'}; add its DN under ldap.groups)"
                     )
+        for i, g in enumerate(self.courses.groups):
+            if not re.match(COURSE, g):
+                raise ValueError(f"courses.groups[{i}]: {g!r} cannot be a course name "
+                                 "(1-40 lower-case letters, digits and '-')")
+            if g not in known:
+                raise ValueError(f"courses.groups[{i}]: {g!r} is not a group synced from LDAP "
+                                 f"(known: {', '.join(sorted(known)) or 'none'})")
+        home = self.storage.home_path.rstrip("/") + "/"
+        if self.courses.groups and not self.courses.mount_path.startswith(home):
+            raise ValueError(f"courses.mount_path: must be inside storage.home_path ({home}), "
+                             "where Voilà can open the apps")
         return self
 
 

@@ -19,6 +19,7 @@ SPAWNERS = {
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 # Teachers see who is in which group (their courses); they get no server access here.
 TEACHER_SCOPES = ["read:users:name", "read:users:groups", "read:groups"]
+COURSES_SERVICE_SCOPES = ["read:users:name", "read:users:groups"]
 
 
 def _ldap(cfg: SlicerHubConfig) -> dict[str, Any]:
@@ -55,13 +56,38 @@ def _ldap(cfg: SlicerHubConfig) -> dict[str, Any]:
     return out
 
 
+def _teacher_groups(cfg: SlicerHubConfig) -> list[str]:
+    return sorted({group_name(dn) for dn in cfg.ldap.groups.teachers})
+
+
 def _spawner(cfg: SlicerHubConfig) -> dict[str, Any]:
-    share = cfg.storage.course_share
+    c = cfg.courses
     return {
         "profiles": [p.model_dump() for p in cfg.profiles],
         "home_path": cfg.storage.home_path,
-        "course_share": share.model_dump() if share else {},
+        "courses": {"groups": list(c.groups), "root": str(Path(c.root).resolve()),
+                    "claim": c.claim, "mount_path": c.mount_path} if c.groups else {},
+        "teacher_groups": _teacher_groups(cfg),
     }
+
+
+def _courses_service(cfg: SlicerHubConfig, python: str, port: int) -> tuple[list[dict], list[dict]]:
+    c = cfg.courses
+    if not c.groups:
+        return [], []
+    command = [python, "-m", "slicerhub.courses.service", f"--root={Path(c.root).resolve()}",
+               "--mount-subpath=" + c.mount_path.removeprefix(cfg.storage.home_path.rstrip("/") + "/"),
+               f"--audit-log={Path(cfg.hub.data_dir).resolve() / 'courses-audit.log'}"]
+    command += [f"--course={g}" for g in c.groups]
+    command += [f"--teacher-group={g}" for g in _teacher_groups(cfg)]
+    service = {"name": "courses", "url": f"http://127.0.0.1:{port}", "command": command,
+               "oauth_no_confirm": True, "display": True}
+    # It reads who is in which group; it gets no access to anyone's server.
+    role = {"name": "courses-service", "scopes": COURSES_SERVICE_SCOPES, "services": ["courses"]}
+    # Every user may reach the gallery (it shows their own courses only), and
+    # may put that scope on a token for `slicerhub apps`.
+    user = {"name": "user", "scopes": ["self", "access:services!service=courses"]}
+    return [service], [role, user]
 
 
 def _backend(cfg: SlicerHubConfig, hub_connect_ip: str | None) -> dict[str, dict[str, Any]]:
@@ -124,7 +150,10 @@ def to_traitlets(
     """
     data_dir = Path(cfg.hub.data_dir)
     services, roles = _culler(cfg, python)
-    teacher_groups = sorted({group_name(dn) for dn in cfg.ldap.groups.teachers})
+    course_services, course_roles = _courses_service(cfg, python, cfg.hub.courses_port)
+    services += course_services
+    roles += course_roles
+    teacher_groups = _teacher_groups(cfg)
     if teacher_groups:
         roles.append({"name": "teacher", "scopes": TEACHER_SCOPES, "groups": teacher_groups})
 
@@ -139,6 +168,8 @@ def to_traitlets(
         "log_level": cfg.hub.log_level,
         "services": services,
         "load_roles": roles,
+        # A link into a stopped server (a course app) starts it after a moment.
+        "implicit_spawn_seconds": 2,
     }
     backend = _backend(cfg, hub_connect_ip)
     hub.update(backend.pop("JupyterHub"))

@@ -24,10 +24,12 @@ class SlicerSpawner(Spawner):
         help="Validated profiles from the deployment file (slicerhub.config.Profile dicts).",
     )
     home_path = Unicode("/home/slicer", config=True, help="Home directory inside the container.")
-    course_share = Dict(
+    courses = Dict(
         config=True,
-        help="Read-only course share: {'source': volume or PVC name, 'mount_path': path}, or {}.",
+        help="Course folders: {'groups': [...], 'root': path, 'claim': PVC or None, "
+        "'mount_path': path}, or {} for none.",
     )
+    teacher_groups = List(Unicode(), config=True, help="Hub groups whose members teach their courses.")
 
     profile: dict = {}
 
@@ -66,6 +68,29 @@ class SlicerSpawner(Spawner):
             return {"profile": self._choose(slug)["slug"]}
 
         return parse
+
+    # --- course folders ------------------------------------------------------
+
+    def course_mounts(self) -> list[dict]:
+        """The course folders this user gets, for the backends to mount.
+
+        Per course the user is in: ``shared`` (writable for teachers,
+        read-only for students) and ``apps`` (read-only for everyone: only the
+        courses service publishes).  ``source`` is relative to the courses root.
+        """
+        if not self.courses:
+            return []
+        groups = set(self._groups())
+        teacher = bool(groups & set(self.teacher_groups))
+        mounts = []
+        for course in sorted(groups & set(self.courses["groups"])):
+            for part, writable in (("shared", teacher), ("apps", False)):
+                mounts.append({
+                    "course": course, "source": f"{course}/{part}",
+                    "target": f"{self.courses['mount_path'].rstrip('/')}/{course}/{part}",
+                    "read_only": not writable,
+                })
+        return mounts
 
     # --- start ------------------------------------------------------------
 

@@ -107,8 +107,15 @@ class SlicerDockerSpawner(SlicerSpawner, DockerSpawner):
         self.cpu_limit = profile.get("cpu_limit")
         self.mem_limit = profile.get("mem_limit")
         self.volumes = {self.home_volume: self.home_path}
-        share = self.course_share
-        self.read_only_volumes = {share["source"]: share["mount_path"]} if share else {}
+        self.read_only_volumes = {}
+        if self.course_mounts():
+            from slicerhub.courses.store import CourseStore
+
+            store = CourseStore(self.courses["root"], self.courses["groups"])
+            for m in self.course_mounts():
+                store.ensure_course(m["course"])  # the folders exist before Docker binds them
+                host = str(store.root / m["source"])
+                self.volumes[host] = {"bind": m["target"], "mode": "ro" if m["read_only"] else "rw"}
 
         host_config = self._eval_if_callable(self._configured_host_config)
         if asyncio.iscoroutine(host_config):

@@ -79,11 +79,13 @@ class SlicerKubeSpawner(SlicerSpawner, KubeSpawner):
 
         volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}]
         mounts = [{"name": "home", "mountPath": self.home_path}]
-        share = self.course_share
-        if share:
-            volumes.append(
-                {"name": "course", "persistentVolumeClaim": {"claimName": share["source"], "readOnly": True}}
-            )
-            mounts.append({"name": "course", "mountPath": share["mount_path"], "readOnly": True})
+        course_mounts = self.course_mounts()
+        if course_mounts and self.courses.get("claim"):
+            # One ReadWriteMany claim for all courses; each folder is a subPath of it.
+            volumes.append({"name": "courses", "persistentVolumeClaim": {"claimName": self.courses["claim"]}})
+            mounts += [{"name": "courses", "mountPath": m["target"], "subPath": m["source"],
+                        "readOnly": m["read_only"]} for m in course_mounts]
+        elif course_mounts:
+            self.log.warning("courses.claim is not set: no course folders mounted for %s", self.user.name)
         self.volumes = list(base["volumes"]) + volumes
         self.volume_mounts = list(base["volume_mounts"]) + mounts

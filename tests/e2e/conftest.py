@@ -55,7 +55,7 @@ def e2e_hub(docker_client, tmp_path_factory):
                 "container_prefix": prefix,
             }
         },
-        storage={"course_share": {"source": prefix + "-course", "mount_path": "/home/slicer/course"}},
+        courses={"groups": ["anat101"], "root": str(workdir / "courses")},
     )
     hub = Hub(workdir, config, port)
     try:

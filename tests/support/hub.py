@@ -47,8 +47,10 @@ def write_config(path: Path, ldap_port: int, hub_port: int, **overrides: Any) ->
                 "data_dir": str(path.parent / "hub"),
                 "api_port": free_port(),
                 "proxy_api_port": free_port(),
+                "courses_port": free_port(),
             },
             "ldap": {"port": ldap_port},
+            "courses": {"root": str(path.parent / "courses")},
         },
     )
     data = _merge(data, overrides)
@@ -146,12 +148,15 @@ class Hub:
         )
         return s, r
 
-    def api_token(self, session: requests.Session, note: str = "test") -> str:
+    def api_token(self, session: requests.Session, note: str = "test", scopes: list[str] | None = None) -> str:
         """A token for the logged-in user, made through the hub's own token page API."""
         xsrf = session.cookies.get("_xsrf")
+        body = {"note": note, "expires_in": 3600}
+        if scopes is not None:
+            body["scopes"] = scopes
         r = session.post(
             self.url + "/hub/api/users/" + self._whoami(session) + "/tokens",
-            json={"note": note, "expires_in": 3600},
+            json=body,
             headers={"X-XSRFToken": xsrf, "Referer": self.url + "/hub/token"},
             timeout=30,
         )

@@ -96,7 +96,7 @@ def test_demo_file_loads(demo_path):
     assert cfg.ldap.groups.hub_group_names() == {"slicerhub-admins", "teachers", "students", "anat101"}
     # all_dns keeps the first occurrence of each DN, in a stable order
     assert cfg.ldap.groups.all_dns() == [ADMINS_DN, TEACHERS_DN, STUDENTS_DN, ANAT_DN]
-    assert cfg.storage.course_share.source == "slicerhub-course-anat101"
+    assert cfg.courses.groups == ["anat101"] and cfg.courses.mount_path == "/home/slicer/courses"
     assert cfg.culler.timeout == 3600 and cfg.culler.every == 300
 
 
@@ -116,7 +116,7 @@ def test_minimal_file_gets_defaults(tmp_path):
     assert cfg.backend.type == "docker"
     assert cfg.backend.docker.home_volume == "slicerhub-home-{username}"
     assert cfg.profiles[0].gpus == 0 and cfg.profiles[0].groups == []
-    assert cfg.storage.course_share is None
+    assert cfg.courses.groups == []
     assert cfg.culler.enabled is True
 
 
@@ -138,7 +138,7 @@ BAD = [
     pytest.param(put("profiles", 1, "gpu", 1), "profiles[1].gpu", ["unknown field", "slug", "gpus", "mem_limit", "groups"], id="unknown-profile"),
     pytest.param(put("backend", "docker", "gpus", True), "backend.docker.gpus", ["unknown field", "network", "home_volume", "hub_connect_ip"], id="unknown-docker"),
     pytest.param(put("backend", "kubernetes", {"nodepool": "x"}), "backend.kubernetes.nodepool", ["unknown field", "namespace", "home_size", "gpu_node_selector"], id="unknown-kubernetes"),
-    pytest.param(put("storage", "course_share", "readonly", True), "storage.course_share.readonly", ["unknown field", "source", "mount_path"], id="unknown-course-share"),
+    pytest.param(put("courses", "readonly", True), "courses.readonly", ["unknown field", "groups", "mount_path"], id="unknown-courses-field"),
     pytest.param(put("culler", "idle", 5), "culler.idle", ["unknown field", "timeout", "every", "max_age"], id="unknown-culler"),
     # --- wrong types
     pytest.param(put("profiles", 0, "gpus", "many"), "profiles[0].gpus", ["integer", "'many'"], id="type-gpus"),
@@ -183,9 +183,12 @@ BAD = [
     pytest.param(put("backend", "docker", "home_volume", "slicerhub-home"), "backend.docker.home_volume", ["{username}", "'slicerhub-home'"], id="pattern-home-volume"),
     pytest.param(put("backend", "kubernetes", {"home_size": "10GB"}), "backend.kubernetes.home_size", ["10Gi", "'10GB'"], id="pattern-home-size"),
     pytest.param(put("backend", "kubernetes", {"namespace": "Lab"}), "backend.kubernetes.namespace", ["lowercase", "'Lab'"], id="pattern-namespace"),
-    pytest.param(put("storage", "course_share", "mount_path", "course"), "storage.course_share.mount_path", ["absolute path", "'course'"], id="pattern-mount-path"),
+    pytest.param(put("courses", "mount_path", "course"), "courses.mount_path", ["absolute path", "'course'"], id="pattern-mount-path"),
     pytest.param(put("storage", "home_path", "home/slicer"), "storage.home_path", ["absolute path"], id="pattern-home-path"),
-    pytest.param(put("storage", "course_share", "source", "my course"), "storage.course_share.source", ["letters, digits"], id="pattern-share-source"),
+    pytest.param(put("courses", "claim", "my courses"), "courses.claim", ["letters, digits"], id="pattern-courses-claim"),
+    pytest.param(put("courses", "groups", ["nosuchgroup"]), "courses.groups[0]", ["not a group synced", "anat101"], id="course-not-synced"),
+    pytest.param(put("courses", "groups", ["../etc"]), "courses.groups[0]", ["cannot be a course name"], id="course-name-traversal"),
+    pytest.param(put("courses", "mount_path", "/srv/courses"), "courses.mount_path", ["inside storage.home_path"], id="courses-outside-home"),
     pytest.param(put("ldap", "server", "ldap server"), "ldap.server", ["host name", "'ldap server'"], id="pattern-server"),
     pytest.param(put("ldap", "server", "ldap://ldap.example.org"), "ldap.server", ["host name"], id="pattern-server-url"),
     pytest.param(use_lookup(search_base="dc=x", user_attribute="1uid"), "ldap.lookup.user_attribute", ["'1uid'"], id="pattern-user-attribute"),
@@ -217,7 +220,7 @@ BAD = [
     pytest.param(drop("profiles"), "profiles", ["required"], id="missing-profiles"),
     pytest.param(drop("ldap", "server"), "ldap.server", ["required"], id="missing-ldap-server"),
     pytest.param(drop("profiles", 2, "image"), "profiles[2].image", ["required"], id="missing-profile-image"),
-    pytest.param(put("storage", "course_share", {"mount_path": "/c"}), "storage.course_share.source", ["required"], id="missing-share-source"),
+    pytest.param(put("courses", "groups", "anat101"), "courses.groups", ["valid list"], id="courses-groups-not-list"),
 ]
 
 
@@ -454,7 +457,7 @@ def test_json_schema_is_json_with_the_top_level_properties():
     again = json.loads(json.dumps(schema))
     assert again == schema
     assert schema["type"] == "object"
-    assert set(schema["properties"]) == {"hub", "ldap", "backend", "profiles", "storage", "culler"}
+    assert set(schema["properties"]) == {"hub", "ldap", "backend", "profiles", "storage", "courses", "culler"}
     assert set(schema["required"]) == {"ldap", "profiles"}
     assert schema.get("additionalProperties") is False
     profile = schema["$defs"]["Profile"]

@@ -128,9 +128,11 @@ def docker_client(monkeypatch):
 
 
 @pytest.fixture
-def make_docker_spawner(docker_client):
+def make_docker_spawner(docker_client, tmp_path):
     def make(groups=TEACHER, admin=False, name="alice", cfg=None, extra=None):
         c = traitlets_config(cfg or docker_deployment())
+        if c.SlicerSpawner.courses:  # course folders are made on start: keep them in tmp_path
+            c.SlicerSpawner.courses = {**c.SlicerSpawner.courses, "root": str(tmp_path / "courses")}
         for trait, value in (extra or {}).items():
             setattr(c.SlicerDockerSpawner, trait, value)
         spawner = SlicerDockerSpawner(
@@ -289,16 +291,20 @@ async def test_docker_switching_keeps_configured_extras(make_docker_spawner):
     assert spawner._configured_host_config == {"shm_size": "1g"}
 
 
-async def test_docker_volumes_labels_and_network(make_docker_spawner):
+async def test_docker_volumes_labels_and_network(make_docker_spawner, tmp_path):
     spawner, engine = make_docker_spawner(groups=STUDENT)
     kw = await create_with(spawner, engine, "standard")
     hc = kw["host_config"]
+    course = tmp_path / "courses" / "anat101"
+    # A student reads the course's shared folder and its apps; writes neither.
     assert sorted(hc["Binds"]) == sorted(
         [
             "slicerhub-home-alice:/home/slicer:rw",
-            "slicerhub-course-anat101:/home/slicer/course:ro",
+            f"{course}/shared:/home/slicer/courses/anat101/shared:ro",
+            f"{course}/apps:/home/slicer/courses/anat101/apps:ro",
         ]
     )
+    assert (course / "shared").is_dir() and (course / "apps").is_dir()
     assert hc["NetworkMode"] == "labnet"
     assert kw["labels"] == {
         PROFILE_LABEL: "standard",
@@ -313,10 +319,24 @@ async def test_docker_volumes_labels_and_network(make_docker_spawner):
     assert spawner.home_volume_name() == "slicerhub-home-alice"
 
 
-async def test_docker_without_course_share_binds_only_home(make_docker_spawner):
+async def test_docker_teacher_writes_the_course_shared_folder_not_its_apps(make_docker_spawner, tmp_path):
+    spawner, engine = make_docker_spawner(groups=TEACHER)
+    binds = (await create_with(spawner, engine, "standard"))["host_config"]["Binds"]
+    course = tmp_path / "courses" / "anat101"
+    assert f"{course}/shared:/home/slicer/courses/anat101/shared:rw" in binds
+    assert f"{course}/apps:/home/slicer/courses/anat101/apps:ro" in binds
+
+
+async def test_docker_user_outside_every_course_binds_only_home(make_docker_spawner):
+    spawner, engine = make_docker_spawner(groups=("students",))
+    kw = await create_with(spawner, engine, "standard")
+    assert kw["host_config"]["Binds"] == ["slicerhub-home-alice:/home/slicer:rw"]
+
+
+async def test_docker_without_courses_binds_only_home(make_docker_spawner):
     data = demo_data()
     data["backend"]["docker"]["network"] = "labnet"
-    del data["storage"]["course_share"]
+    del data["courses"]
     spawner, engine = make_docker_spawner(groups=STUDENT, cfg=parse_config(data))
     kw = await create_with(spawner, engine, "standard")
     assert kw["host_config"]["Binds"] == ["slicerhub-home-alice:/home/slicer:rw"]
@@ -432,7 +452,7 @@ def kube_deployment(**kubernetes):
             **kubernetes,
         },
     }
-    data["storage"]["course_share"] = {"source": "course-anat101", "mount_path": "/home/slicer/course"}
+    data["courses"]["claim"] = "slicerhub-courses"
     return parse_config(data)
 
 
@@ -569,7 +589,7 @@ async def test_kube_switching_keeps_configured_extras(make_kube_spawner):
     assert pod["spec"]["nodeSelector"] == {"pool": "users"}
 
 
-async def test_kube_home_pvc_and_course_share(make_kube_spawner):
+async def test_kube_home_pvc_and_course_folders(make_kube_spawner):
     spawner = make_kube_spawner(groups=STUDENT)
     pod = await pod_for(spawner, "standard")
     pvc = plain(spawner.get_pvc_manifest())
@@ -578,17 +598,29 @@ async def test_kube_home_pvc_and_course_share(make_kube_spawner):
     assert pvc["spec"]["storageClassName"] == "fast-ssd"
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
     assert volumes["home"]["persistentVolumeClaim"]["claimName"] == "slicerhub-home-alice"
-    assert volumes["course"]["persistentVolumeClaim"] == {"claimName": "course-anat101", "readOnly": True}
-    mounts = {m["name"]: m for m in container_of(pod)["volumeMounts"]}
-    assert mounts["home"]["mountPath"] == "/home/slicer"
-    assert not mounts["home"].get("readOnly")
-    assert mounts["course"] == {"name": "course", "mountPath": "/home/slicer/course", "readOnly": True}
+    assert volumes["courses"]["persistentVolumeClaim"] == {"claimName": "slicerhub-courses"}
+    mounts = container_of(pod)["volumeMounts"]
+    home = next(m for m in mounts if m["name"] == "home")
+    assert home["mountPath"] == "/home/slicer" and not home.get("readOnly")
+    assert [m for m in mounts if m["name"] == "courses"] == [
+        {"name": "courses", "mountPath": "/home/slicer/courses/anat101/shared",
+         "subPath": "anat101/shared", "readOnly": True},
+        {"name": "courses", "mountPath": "/home/slicer/courses/anat101/apps",
+         "subPath": "anat101/apps", "readOnly": True},
+    ]
 
 
-async def test_kube_without_course_share_mounts_only_home(make_kube_spawner):
+async def test_kube_teacher_course_shared_folder_is_writable(make_kube_spawner):
+    pod = await pod_for(make_kube_spawner(groups=TEACHER), "standard")
+    writable = {m["subPath"]: not m["readOnly"] for m in container_of(pod)["volumeMounts"]
+                if m["name"] == "courses"}
+    assert writable == {"anat101/shared": True, "anat101/apps": False}
+
+
+async def test_kube_without_courses_mounts_only_home(make_kube_spawner):
     cfg = kube_deployment()
     data = cfg.model_dump()
-    data["storage"]["course_share"] = None
+    data["courses"]["groups"] = []
     spawner = make_kube_spawner(groups=STUDENT, cfg=parse_config(data))
     pod = await pod_for(spawner, "standard")
     assert [v["name"] for v in pod["spec"]["volumes"]] == ["home"]

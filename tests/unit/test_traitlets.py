@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 
 import pytest
@@ -190,8 +192,13 @@ def test_ldap_traits_reach_the_authenticator(demo):
 # ------------------------------------------------------- culler and roles
 
 
+def _culler(traits):
+    (service,) = [s for s in traits["JupyterHub"]["services"] if s["name"] == "idle-culler"]
+    return service
+
+
 def test_culler_service(traits):
-    (service,) = traits["JupyterHub"]["services"]
+    service = _culler(traits)
     assert service["name"] == "idle-culler"
     cmd = service["command"]
     assert cmd[:3] == [PY, "-m", "jupyterhub_idle_culler"]
@@ -200,7 +207,7 @@ def test_culler_service(traits):
 
 
 def test_culler_command_parses_with_the_real_culler(traits):
-    (service,) = traits["JupyterHub"]["services"]
+    service = _culler(traits)
     culler = IdleCuller()
     culler.parse_command_line(service["command"][3:])
     assert (culler.timeout, culler.cull_every, culler.max_age, culler.concurrency) == (3600, 300, 0, 10)
@@ -224,8 +231,8 @@ def test_culler_disabled():
     data = demo_data()
     data["culler"] = {"enabled": False}
     hub = to_traitlets(parse_config(data), python=PY)["JupyterHub"]
-    assert hub["services"] == []
-    assert [r["name"] for r in hub["load_roles"]] == ["teacher"]
+    assert [s["name"] for s in hub["services"]] == ["courses"]
+    assert [r["name"] for r in hub["load_roles"]] == ["courses-service", "user", "teacher"]
 
 
 def test_teacher_role_bound_to_teacher_groups(traits):
@@ -249,7 +256,7 @@ def test_teacher_role_with_several_groups_and_none():
     for p in data["profiles"]:
         p["groups"] = []
     roles = to_traitlets(parse_config(data), python=PY)["JupyterHub"]["load_roles"]
-    assert [r["name"] for r in roles] == ["idle-culler"]
+    assert [r["name"] for r in roles] == ["idle-culler", "courses-service", "user"]
 
 
 # ------------------------------------------------------------- backends
@@ -260,13 +267,33 @@ def test_spawner_profiles_and_storage(traits, demo):
     assert [p["slug"] for p in s["profiles"]] == ["standard", "teacher", "gpu"]
     assert s["profiles"][2]["gpus"] == 1 and s["profiles"][2]["groups"] == ["teachers"]
     assert s["home_path"] == "/home/slicer"
-    assert s["course_share"] == {"source": "slicerhub-course-anat101", "mount_path": "/home/slicer/course"}
+    assert s["courses"] == {"groups": ["anat101"], "root": str(Path("var/courses").resolve()),
+                            "claim": None, "mount_path": "/home/slicer/courses"}
+    assert s["teacher_groups"] == ["teachers"]
 
 
-def test_no_course_share_is_an_empty_dict():
+def test_no_courses_is_an_empty_dict_and_no_service():
     data = demo_data()
-    del data["storage"]["course_share"]
-    assert to_traitlets(parse_config(data), python=PY)["SlicerSpawner"]["course_share"] == {}
+    del data["courses"]
+    traits = to_traitlets(parse_config(data), python=PY)
+    assert traits["SlicerSpawner"]["courses"] == {}
+    assert "courses" not in [s["name"] for s in traits["JupyterHub"]["services"]]
+
+
+def test_courses_service_and_its_role(traits):
+    hub = traits["JupyterHub"]
+    (service,) = [s for s in hub["services"] if s["name"] == "courses"]
+    assert service["url"] == "http://127.0.0.1:8002"
+    cmd = service["command"]
+    assert cmd[:3] == [PY, "-m", "slicerhub.courses.service"]
+    assert "--course=anat101" in cmd and "--teacher-group=teachers" in cmd
+    assert "--mount-subpath=courses" in cmd
+    (role,) = [r for r in hub["load_roles"] if r["name"] == "courses-service"]
+    # It reads group membership and nothing else: no server access.
+    assert role == {"name": "courses-service", "scopes": ["read:users:name", "read:users:groups"],
+                    "services": ["courses"]}
+    user = next(r for r in hub["load_roles"] if r["name"] == "user")
+    assert user["scopes"] == ["self", "access:services!service=courses"]
 
 
 def test_docker_backend(traits):
@@ -376,8 +403,9 @@ def test_jupyterhub_accepts_the_settings(backend, demo):
     assert app.db_url == "sqlite:///var/hub/jupyterhub.sqlite"
     assert app.concurrent_spawn_limit == 100
     assert app.hub_port == 8081
-    assert [s["name"] for s in app.services] == ["idle-culler"]
-    assert {r["name"] for r in app.load_roles} == {"idle-culler", "teacher"}
+    assert [s["name"] for s in app.services] == ["idle-culler", "courses"]
+    assert {r["name"] for r in app.load_roles} == {"idle-culler", "courses-service", "user", "teacher"}
+    assert app.implicit_spawn_seconds == 2
     assert app.hub_ip == ("172.18.0.1" if backend == "docker" else "0.0.0.0")
     if backend == "docker":
         assert app.hub_connect_ip == "172.18.0.1"

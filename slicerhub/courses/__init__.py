@@ -1,0 +1,1 @@
+"""Courses: per-course folders, and Voilà apps that teachers publish to them."""

@@ -1,0 +1,274 @@
+"""The courses service: gallery, publishing API and app links, as a JupyterHub
+service at /services/courses/.
+
+* ``GET  /``                                   gallery (HTML) of the caller's courses
+* ``GET  /api/courses``                        the same as JSON
+* ``POST /api/courses/<course>/apps/<name>``   publish a version (teachers of the course)
+* ``PATCH /api/courses/<course>/apps/<name>``  ``{"hidden": true|false}``: unpublish / show again
+* ``GET  /open/<course>/<name>``               open the app with Voilà in the caller's own server
+* ``GET  /thumbnail/<course>/<name>/<N>``      a version's thumbnail
+
+Who is a teacher, and who is in which course, is asked from the hub on every
+request (the service's own token can read users' groups), so a change in LDAP
+counts from the user's next login.  Writes take a token (``Authorization:
+token …``), never the browser cookie alone, so no other site can publish in a
+teacher's name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import logging
+import os
+import secrets
+from urllib.parse import quote, urlparse
+
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
+
+from .store import CourseStore, PublishError
+
+log = logging.getLogger("slicerhub.courses")
+
+
+class Settings:
+    def __init__(self, store: CourseStore, teacher_groups: list[str], mount_subpath: str, audit_log: str | None):
+        self.store = store
+        self.teacher_groups = set(teacher_groups)
+        self.mount_subpath = mount_subpath.strip("/")  # the courses folder, relative to the home
+        self.audit_log = audit_log
+
+
+class _Base(HubOAuthenticated, web.RequestHandler):
+    def initialize(self, settings: Settings):
+        self.s = settings
+
+    def check_xsrf_cookie(self):
+        # API writes require a token header (checked in _writer); reads are safe.
+        return
+
+    async def _member(self) -> tuple[str, set[str], set[str]]:
+        """(user name, the caller's courses, courses the caller teaches)."""
+        user = self.get_current_user()
+        if not user:
+            raise web.HTTPError(403)
+        name = user["name"]
+        api = os.environ["JUPYTERHUB_API_URL"]
+        req = HTTPRequest(url_path_join(api, "users", quote(name)),
+                          headers={"Authorization": f"token {os.environ['JUPYTERHUB_API_TOKEN']}"})
+        model = json.loads((await AsyncHTTPClient().fetch(req)).body)
+        groups = set(model.get("groups", []))
+        courses = groups & set(self.s.store.courses)
+        teaches = courses if groups & self.s.teacher_groups else set()
+        return name, courses, teaches
+
+    def write_error(self, status_code, **kwargs):
+        exc = kwargs.get("exc_info", (None, None))[1]
+        message = getattr(exc, "log_message", None) or self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": status_code, "message": message}))
+
+    def _audit(self, action: str, user: str, **fields) -> None:
+        record = {"action": action, "user": user, **fields}
+        log.info("audit %s", json.dumps(record))
+        if self.s.audit_log:
+            with open(self.s.audit_log, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def _not_found(course: str, name: str | None = None):
+    # Non-members learn nothing about a course: the same 404 as a missing one.
+    return web.HTTPError(404, f"no app {name!r} in course {course!r}" if name else f"no course {course!r}")
+
+
+class CoursesAPI(_Base):
+    @web.authenticated
+    async def get(self):
+        name, courses, teaches = await self._member()
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"user": name, "courses": [
+            {"name": c, "teacher": c in teaches,
+             "apps": [a.to_json() for a in self.s.store.list(c, include_hidden=c in teaches)]}
+            for c in sorted(courses)]}))
+
+
+class AppAPI(_Base):
+    async def _writer(self, course: str, name: str) -> str:
+        if not self.request.headers.get("Authorization", "").startswith(("token ", "Bearer ")):
+            raise web.HTTPError(403, "publishing needs an API token (Authorization: token …)")
+        user, courses, teaches = await self._member()
+        if course not in courses:
+            raise _not_found(course)
+        if course not in teaches:
+            raise web.HTTPError(403, f"only teachers of {course!r} can publish to it")
+        return user
+
+    def _body(self) -> dict:
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise web.HTTPError(400, "body must be JSON") from None
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "body must be a JSON object")
+        return body
+
+    @web.authenticated
+    async def post(self, course: str, name: str):
+        user = await self._writer(course, name)
+        body = self._body()
+        notebook = body.get("notebook")
+        if isinstance(notebook, dict):
+            notebook = json.dumps(notebook)
+        if not isinstance(notebook, str):
+            raise web.HTTPError(400, "body needs 'notebook' (the notebook as JSON)")
+        thumbnail = None
+        if body.get("thumbnail") is not None:
+            try:
+                thumbnail = base64.b64decode(body["thumbnail"], validate=True)
+            except (ValueError, TypeError):
+                raise web.HTTPError(400, "'thumbnail' must be base64 (PNG)") from None
+        try:
+            app = self.s.store.publish(course, name, notebook, by=user, title=body.get("title"),
+                                       description=body.get("description"), thumbnail=thumbnail)
+        except PublishError as e:
+            raise web.HTTPError(e.status, str(e)) from None
+        self._audit("publish", user, course=course, app=name, version=app.latest.number)
+        self.set_status(201)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(app.to_json()))
+
+    @web.authenticated
+    async def patch(self, course: str, name: str):
+        user = await self._writer(course, name)
+        hidden = self._body().get("hidden")
+        if not isinstance(hidden, bool):
+            raise web.HTTPError(400, "body must be {\"hidden\": true} or {\"hidden\": false}")
+        try:
+            app = self.s.store.set_hidden(course, name, hidden)
+        except PublishError as e:
+            raise web.HTTPError(e.status, str(e)) from None
+        self._audit("unpublish" if hidden else "republish", user, course=course, app=name)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(app.to_json()))
+
+
+class _Viewer(_Base):
+    async def _app(self, course: str, name: str):
+        _, courses, teaches = await self._member()
+        if course not in courses:
+            raise _not_found(course)
+        try:
+            app = self.s.store.get(course, name)
+        except PublishError:
+            app = None
+        if app is None or (app.hidden and course not in teaches):
+            raise _not_found(course, name)
+        return app
+
+
+class OpenApp(_Viewer):
+    @web.authenticated
+    async def get(self, course: str, name: str):
+        app = await self._app(course, name)
+        version = app.latest
+        wanted = self.get_argument("version", None)
+        if wanted is not None:
+            version = next((v for v in app.versions if str(v.number) == wanted), None)
+            if version is None:
+                raise web.HTTPError(404, f"{name!r} has no version {wanted!r}")
+        path = "/".join(p for p in (self.s.mount_subpath, course, version.notebook) if p)
+        # user-redirect: the caller's own server (started if it is not running).
+        hub = os.environ.get("JUPYTERHUB_BASE_URL", "/")
+        self.redirect(url_path_join(hub, "hub/user-redirect/voila/render", quote(path)))
+
+
+class Thumbnail(_Viewer):
+    @web.authenticated
+    async def get(self, course: str, name: str, number: str):
+        app = await self._app(course, name)
+        version = next((v for v in app.versions if str(v.number) == number and v.thumbnail), None)
+        if version is None:
+            raise web.HTTPError(404)
+        self.set_header("Content-Type", "image/png")
+        self.set_header("Cache-Control", "private, max-age=86400")  # versions never change
+        self.finish((self.s.store.course_dir(course) / version.thumbnail).read_bytes())
+
+
+class Gallery(_Base):
+    @web.authenticated
+    async def get(self):
+        user, courses, teaches = await self._member()
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/courses/")
+        esc = html.escape
+        sections = []
+        for course in sorted(courses):
+            cards = []
+            for app in self.s.store.list(course, include_hidden=course in teaches):
+                v = app.latest
+                thumb = (f'<img alt="" src="{esc(prefix)}thumbnail/{course}/{app.name}/{v.number}">'
+                         if v.thumbnail else "")
+                hidden = ' <span class="hidden">unpublished</span>' if app.hidden else ""
+                cards.append(
+                    f'<li class="app" data-app="{app.name}">{thumb}<h3>{esc(app.title)}{hidden}</h3>'
+                    f'<p>{esc(app.description)}</p><p class="meta">version {v.number}</p>'
+                    f'<a class="open" href="{esc(prefix)}open/{course}/{app.name}">Open</a></li>')
+            body = "".join(cards) or '<li class="empty">No apps published yet.</li>'
+            sections.append(f'<section data-course="{course}"><h2>{esc(course)}</h2><ul>{body}</ul></section>')
+        if not sections:
+            sections.append("<p>You are not in any course.</p>")
+        self.finish(PAGE.format(user=esc(user), sections="".join(sections)))
+
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Course apps</title><style>
+body {{ font-family: sans-serif; margin: 2em; }} ul {{ list-style: none; padding: 0; display: flex;
+flex-wrap: wrap; gap: 1em; }} li.app {{ border: 1px solid #ccc; border-radius: 6px; padding: 1em;
+width: 16em; }} li.app img {{ width: 100%; }} .meta {{ color: #666; font-size: 90%; }}
+.hidden {{ color: #a00; font-size: 70%; }}
+</style></head><body><h1>Course apps</h1><p>Signed in as {user}.</p>{sections}</body></html>
+"""
+
+
+def make_app(settings: Settings) -> web.Application:
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/courses/")
+    seg = r"([a-z0-9][a-z0-9-]*)"
+    kw = {"settings": settings}
+    return web.Application([
+        (prefix + r"?", Gallery, kw),
+        (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+        (url_path_join(prefix, r"api/courses/?"), CoursesAPI, kw),
+        (url_path_join(prefix, rf"api/courses/{seg}/apps/([^/]+)"), AppAPI, kw),
+        (url_path_join(prefix, rf"open/{seg}/([^/]+)"), OpenApp, kw),
+        (url_path_join(prefix, rf"thumbnail/{seg}/([^/]+)/(\d+)"), Thumbnail, kw),
+    ], cookie_secret=secrets.token_bytes(32))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m slicerhub.courses.service")
+    parser.add_argument("--root", required=True, help="the courses folder")
+    parser.add_argument("--course", action="append", default=[], help="a course (hub group); repeat")
+    parser.add_argument("--teacher-group", action="append", default=[], help="a teachers' group; repeat")
+    parser.add_argument("--mount-subpath", default="courses",
+                        help="where the courses folder is in user servers, relative to the home")
+    parser.add_argument("--audit-log", help="append one JSON line per publish/unpublish here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(asctime)s courses] %(message)s")
+    store = CourseStore(args.root, args.course)
+    for course in store.courses:
+        store.ensure_course(course)
+    app = make_app(Settings(store, args.teacher_group, args.mount_subpath, args.audit_log))
+    url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+    HTTPServer(app).listen(url.port, url.hostname)
+    log.info("courses service on %s, courses %s", url.geturl(), ", ".join(store.courses) or "none")
+    IOLoop.current().start()
+
+
+if __name__ == "__main__":
+    main()

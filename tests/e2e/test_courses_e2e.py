@@ -1,0 +1,88 @@
+"""Courses with real containers and a real browser: the course folder is
+writable for the teacher and read-only for students; a teacher publishes an
+app and a student opens it from the gallery, rendered by Voilà in the
+student's own server."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+import requests
+
+from tests.e2e.test_slicer_desktop import _browser, _browser_login, _page_picture, _wait
+from tests.support.spawn import server_api, spawn_with_form, wait_ready
+
+pytestmark = pytest.mark.e2e
+
+
+def _spawned(hub, user, password, profile=None):
+    s, r = hub.login(user, password)
+    assert r.status_code == 302, r.text
+    token = hub.api_token(s)
+    assert spawn_with_form(hub, s, profile).status_code == 302
+    assert wait_ready(hub, s, user)["ready"]
+    return s, token
+
+
+def _put_text(hub, token, user, path, text):
+    return server_api(hub, token, user, f"/contents/{path}", "PUT",
+                      json={"type": "file", "format": "text", "content": text})
+
+
+def test_course_folder_teacher_writes_students_read(e2e_hub):
+    hub = e2e_hub
+    _, teacher = _spawned(hub, "teacher1", "teacher-pw", "standard")
+    r = _put_text(hub, teacher, "teacher1", "courses/anat101/shared/syllabus.md", "# Week 1\n")
+    assert r.status_code == 201, r.text
+    # Published apps are the service's alone: not even the teacher writes there.
+    r = _put_text(hub, teacher, "teacher1", "courses/anat101/apps/sneaky.ipynb", "{}")
+    assert r.status_code >= 400
+
+    _, student = _spawned(hub, "student1", "student1-pw")
+    r = server_api(hub, student, "student1", "/contents/courses/anat101/shared/syllabus.md")
+    assert r.status_code == 200 and r.json()["content"] == "# Week 1\n"
+    for path in ("courses/anat101/shared/syllabus.md", "courses/anat101/shared/new.md"):
+        assert _put_text(hub, student, "student1", path, "changed").status_code >= 400
+    assert server_api(hub, student, "student1", "/contents/courses/anat101/shared/syllabus.md",
+                      "DELETE").status_code >= 400
+    r = server_api(hub, teacher, "teacher1", "/contents/courses/anat101/shared/syllabus.md")
+    assert r.json()["content"] == "# Week 1\n"  # unchanged
+
+
+def test_student_opens_a_published_app_from_the_gallery(e2e_hub):
+    hub = e2e_hub
+    s, _ = hub.login("teacher1", "teacher-pw")
+    token = hub.api_token(s, scopes=["access:services!service=courses"])
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Course app"),
+        nbformat.v4.new_code_cell(
+            "import ipywidgets as w, getpass, os\n"
+            "label = w.Label(f\"running as {os.environ['JUPYTERHUB_USER']}\")\n"
+            "label.add_class('who')\n"
+            "w.VBox([w.IntSlider(value=3, description='Threshold'), label])"),
+    ])
+    r = requests.post(hub.url + "/services/courses/api/courses/anat101/apps/hello-app",
+                      headers={"Authorization": f"token {token}"}, timeout=30,
+                      json={"notebook": json.loads(nbformat.writes(nb)), "title": "Hello app",
+                            "description": "Runs in your own server"})
+    assert r.status_code == 201, r.text
+
+    driver = _browser()
+    try:
+        _browser_login(driver, hub, "student1", "student1-pw")
+        driver.get(hub.url + "/services/courses/")
+        link = _wait(lambda: driver.find_elements("css selector", '[data-app="hello-app"] a.open'), 30,
+                     what="the app in the gallery")
+        _page_picture(driver, "course-gallery.png")
+        link[0].click()
+        _wait(lambda: "/user/student1/voila/render/courses/anat101/apps/hello-app/v1/" in driver.current_url,
+              60, what="Voilà in the student's own server")
+        who = _wait(lambda: [e.text for e in driver.find_elements("css selector", ".who") if e.text], 120, 1,
+                    "the app's widgets")
+        assert who == ["running as student1"]  # the student's kernel, not the teacher's
+        assert driver.find_elements("css selector", ".widget-slider")
+        _page_picture(driver, "course-app-voila.png")
+    finally:
+        driver.quit()
