@@ -62,8 +62,9 @@ def test_spawn_use_delete_respawn_keeps_home(e2e_hub, docker_client):
     r = server_api(hub, token, "student1", "/contents/notes.txt", "PUT",
                    json={"type": "file", "format": "text", "content": "kept across containers"})
     assert r.status_code in (200, 201), r.text
-    # The home is the user's and writable; the course share is read-only.
-    out = c.exec_run(["sh", "-c", "id -u; stat -c %u /home/slicer; touch /home/slicer/course/x"], user="1000")
+    # The home is the user's and writable; a student's course folder is read-only.
+    out = c.exec_run(["sh", "-c", "id -u; stat -c %u /home/slicer; touch /home/slicer/courses/anat101/shared/x"],
+                     user="1000")
     lines = out.output.decode().splitlines()
     assert lines[:2] == ["1000", "1000"], lines
     assert out.exit_code != 0 and "Read-only file system" in out.output.decode()
