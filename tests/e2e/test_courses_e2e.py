@@ -11,7 +11,8 @@ import nbformat
 import pytest
 import requests
 
-from tests.e2e.test_slicer_desktop import _browser, _browser_login, _page_picture, _wait
+from tests.support.browser import browser as _browser, hub_login as _browser_login
+from tests.support.browser import page_picture as _page_picture, wait_for as _wait
 from tests.support.spawn import server_api, spawn_with_form, wait_ready
 
 pytestmark = pytest.mark.e2e

@@ -16,13 +16,14 @@ import requests
 from PIL import Image, ImageChops, ImageStat
 
 from slicerhub.devenv.rfb import RFBClient
+from tests.support.browser import ARTIFACTS, browser as _browser, hub_login as _browser_login
+from tests.support.browser import page_picture as _page_picture, wait_for as _wait
 from tests.support.hub import ROOT
 from tests.support.kernel import KernelClient
 from tests.support.spawn import container, hub_api, spawn_with_form, stop_server, wait_ready
 
 pytestmark = pytest.mark.e2e
 
-ARTIFACTS = ROOT / "artifacts" / "screenshots"
 NOTEBOOK = ROOT / "notebooks" / "01-slicer-kernel-basics.ipynb"
 
 
@@ -106,26 +107,8 @@ def test_slicer_setting_survives_container_deletion(e2e_hub, docker_client):
 
 # --------------------------------------------------------------- browser ---
 
-def _browser(width=1280, height=900):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                f"--window-size={width},{height}"):
-        options.add_argument(arg)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
-def _wait(predicate, timeout=90, interval=0.5, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _canvas_picture(driver, name: str):
@@ -318,19 +301,8 @@ def test_clipboard_goes_both_ways_through_the_hub(e2e_hub, docker_client):
 
 # ------------------------------------------------------------ Slicer Web ---
 
-def _page_picture(driver, name: str) -> Image.Image:
-    png = driver.get_screenshot_as_png()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / name).write_bytes(png)
-    return Image.open(io.BytesIO(png)).convert("RGB")
 
 
-def _browser_login(driver, hub, user: str, password: str) -> None:
-    driver.get(hub.url + "/hub/login")
-    driver.find_element("id", "username_input").send_keys(user)
-    driver.find_element("id", "password_input").send_keys(password)
-    driver.find_element("id", "login_submit").click()
-    _wait(lambda: f"/user/{user}/" in driver.current_url, 120, what="the user's server")
 
 
 def _largest_view(driver) -> list[float]:

@@ -19,12 +19,12 @@ import re
 import secrets
 import time
 
-import docker
 import nbformat
 import pytest
 import requests
 from PIL import Image
 
+from tests.support.browser import browser
 from tests.support.hub import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -175,16 +175,6 @@ def test_segmentation_lab_executes_on_the_slicer_kernel(docker_engine, tmp_path)
 
 # ------------------------------------------------------- Voilà, browser ---
 
-def _browser(width=1280, height=1100):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                f"--window-size={width},{height}"):
-        options.add_argument(arg)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
 def _element_picture(driver, element, png: bytes) -> Image.Image:
@@ -208,7 +198,7 @@ def test_segmentation_lab_as_a_voila_app_in_chromium(docker_engine):
         _wait(lambda: b"running at" in c.logs(), 60, what="Voilà to start")
         assert requests.get(base + "/", timeout=10, allow_redirects=False).status_code in (302, 403)  # token
 
-        driver = _browser()
+        driver = browser(1280, 1100)
         try:
             driver.get(f"{base}/?token={token}")
             find = lambda css: driver.find_elements("css selector", css)  # noqa: E731
