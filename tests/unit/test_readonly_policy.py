@@ -1,0 +1,77 @@
+"""The single-user server's read-only rules (images/base/python/slicerhub_server/policy.py).
+
+The module has no Jupyter imports, so it is loaded from the image's source
+tree here; the e2e tests run the same code inside the container.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+from tests.support.hub import ROOT
+
+_spec = importlib.util.spec_from_file_location(
+    "slicerhub_server_policy", ROOT / "images" / "base" / "python" / "slicerhub_server" / "policy.py")
+policy = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(policy)
+
+
+@pytest.mark.parametrize("method,path", [
+    ("GET", ""), ("GET", "lab"), ("GET", "lab/tree/notes.ipynb"), ("GET", "lab/api/settings"),
+    ("GET", "api/contents/notes.md"), ("HEAD", "files/data/scan.nrrd"), ("GET", "api/kernels"),
+    ("GET", "api/sessions"), ("GET", "api/kernelspecs"), ("GET", "static/lab/main.js"),
+    ("GET", "desktop-view/"), ("GET", "desktop-view/screen/"), ("GET", "desktop-view/desktop-websockify/"),
+    ("GET", "desktop/static/dist/viewer.js"), ("GET", "api/contents?type=directory"),
+])
+def test_viewer_may_read(method, path):
+    assert policy.viewer_may(method, path)
+
+
+@pytest.mark.parametrize("method,path", [
+    # every unsafe method, even on readable routes
+    ("PUT", "api/contents/notes.md"), ("PATCH", "api/contents/notes.md"), ("DELETE", "api/contents/notes.md"),
+    ("POST", "api/contents"), ("POST", "api/kernels"), ("POST", "api/sessions"), ("PUT", "lab/api/workspaces/x"),
+    ("POST", "desktop-view/desktop-websockify/"), ("OPTIONS", "api/contents"),
+    # websockets and apps that act, reached with GET
+    ("GET", "api/kernels/0b1c/channels"), ("GET", "terminals/websocket/1"), ("GET", "api/events/subscribe"),
+    ("GET", "desktop/"), ("GET", "desktop-websockify/"), ("GET", "slicer-web/"), ("GET", "slicer-web/ws"),
+    ("GET", "voila/render/app.ipynb"), ("GET", "proxy/8080/"), ("GET", "api/collaboration/room/x"),
+    # no sneaking past the allowlist with dots or prefixes
+    ("GET", "desktop-view/../desktop-websockify/"), ("GET", "api/kernels/../terminals"), ("GET", "labx"),
+    ("GET", "something-new/"),
+])
+def test_viewer_may_not_act(method, path):
+    assert not policy.viewer_may(method, path)
+
+
+def test_levels_from_scopes():
+    held = {"custom:jupyter_server:read:*!server=ann/"}
+    check = lambda wanted: held & wanted  # noqa: E731  (what HubAuth.check_scopes does for exact scopes)
+    assert policy.level_of(check, "ann", "") == "read"
+    held = {"custom:jupyter_server:execute:*!user=ann", "custom:jupyter_server:read:*!user=ann"}
+    assert policy.level_of(check, "ann", "") == "execute"
+    assert policy.level_of(lambda wanted: set(), "ann", "") is None
+    # Scopes for another server never count here.
+    held = {"custom:jupyter_server:execute:*!user=bob"}
+    assert policy.level_of(check, "ann", "") is None
+
+
+def test_scopes_for_an_action_name_this_server_only():
+    wanted = policy.scopes_for("write", "contents", "ann", "")
+    assert wanted == {
+        "custom:jupyter_server:write:contents!user=ann", "custom:jupyter_server:write:contents!server=ann/",
+        "custom:jupyter_server:write:*!user=ann", "custom:jupyter_server:write:*!server=ann/",
+    }
+
+
+@pytest.mark.parametrize("path,base,expected", [
+    ("/user/ann/api/contents", "/user/ann/", "api/contents"),
+    ("/user/ann/", "/user/ann/", ""),
+    ("/user/ann", "/user/ann/", ""),
+    ("/user/bob/api", "/user/ann/", None),
+    ("/api/contents", "/", "api/contents"),
+])
+def test_relative_path(path, base, expected):
+    assert policy.relative_path(path, base) == expected
