@@ -1,43 +1,22 @@
 """`slicerhub apps …`: publish, list and unpublish course apps over the
 courses service's REST API, with a hub API token.
 
-The hub URL and token come from --hub/--token or from JUPYTERHUB_URL /
-JUPYTERHUB_API_TOKEN (set inside every user server), so a teacher can run it
-in a JupyterLab terminal as well as on their own machine.
+The hub URL and token: see ``slicerhub.hubclient``.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
-import os
-import sys
 from pathlib import Path
 
-import requests
+from ..hubclient import answer, hub_session
 
 SERVICE = "services/courses/api/courses"
 
 
-def _session(args) -> tuple[requests.Session, str]:
-    hub = (args.hub or os.environ.get("JUPYTERHUB_URL") or "").rstrip("/")
-    token = args.token or os.environ.get("JUPYTERHUB_API_TOKEN")
-    if not hub or not token:
-        raise SystemExit("error: give --hub URL and --token TOKEN (or set JUPYTERHUB_URL and JUPYTERHUB_API_TOKEN)")
-    s = requests.Session()
-    s.headers["Authorization"] = f"token {token}"
-    return s, f"{hub}/{SERVICE}"
-
-
-def _answer(r: requests.Response) -> dict:
-    try:
-        body = r.json()
-    except ValueError:
-        body = {"message": r.text[:300]}
-    if r.status_code >= 400:
-        raise SystemExit(f"error: {r.status_code}: {body.get('message', body)}")
-    return body
+def _session(args):
+    return hub_session(args, SERVICE)
 
 
 def _publish(args) -> int:
@@ -52,21 +31,21 @@ def _publish(args) -> int:
         body["thumbnail"] = base64.b64encode(thumbnail).decode()
     s, base = _session(args)
     name = args.name or path.stem.lower()
-    app = _answer(s.post(f"{base}/{args.course}/apps/{name}", json=body, timeout=60))
+    app = answer(s.post(f"{base}/{args.course}/apps/{name}", json=body, timeout=60))
     print(f"published {args.course}/{app['name']} version {app['latest']}")
     return 0
 
 
 def _hide(args, hidden: bool) -> int:
     s, base = _session(args)
-    _answer(s.patch(f"{base}/{args.course}/apps/{args.name}", json={"hidden": hidden}, timeout=60))
+    answer(s.patch(f"{base}/{args.course}/apps/{args.name}", json={"hidden": hidden}, timeout=60))
     print(f"{'unpublished' if hidden else 'republished'} {args.course}/{args.name}")
     return 0
 
 
 def _list(args) -> int:
     s, base = _session(args)
-    data = _answer(s.get(base, timeout=60))
+    data = answer(s.get(base, timeout=60))
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
