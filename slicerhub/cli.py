@@ -1,5 +1,6 @@
 """`slicerhub` command line: check a deployment file, show what it becomes;
-publish course apps (`slicerhub apps`)."""
+publish course apps (`slicerhub apps`); share your session read-only
+(`slicerhub share`)."""
 
 from __future__ import annotations
 
@@ -56,8 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     from .courses.client import add_parser as add_apps_parser
 
     add_apps_parser(sub)
+    from .sharing.client import add_parser as add_share_parser
+
+    add_share_parser(sub)
     args = parser.parse_args(argv)
-    return args.func(args)
+    import requests
+
+    try:
+        return args.func(args)
+    except requests.RequestException as e:  # hub down, wrong URL, TLS: one line, no traceback
+        raise SystemExit(f"error: cannot reach the hub: {e.__class__.__name__}: {e}") from None
 
 
 if __name__ == "__main__":

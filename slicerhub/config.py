@@ -85,6 +85,8 @@ class HubSettings(_Model):
     proxy_api_port: int = Field(8001, ge=1, le=65535)
     # The courses service (gallery, publishing), on 127.0.0.1, behind the proxy.
     courses_port: int = Field(8002, ge=1, le=65535)
+    # The sharing service (read-only links, teachers' "join read-only").
+    sharing_port: int = Field(8003, ge=1, le=65535)
     concurrent_spawn_limit: int = Field(100, ge=1, le=10000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -232,6 +234,19 @@ class Courses(_Model):
     mount_path: str = Field("/home/slicer/courses", pattern=r"^/")
 
 
+class Sharing(_Model):
+    # Read-only links to a running session (JupyterHub share codes).
+    enabled: bool = True
+    # Link lifetimes offered, and the longest allowed (seconds).
+    default_expiry: int = Field(3600, ge=60, le=31536000)
+    max_expiry: int = Field(86400, ge=60, le=31536000)
+    # How long a teacher's "join read-only" on a student's session lasts.
+    join_expiry: int = Field(7200, ge=60, le=86400)
+    # How often expired links are withdrawn (the bound on how long a viewer
+    # keeps access after expiry; revocation is immediate).
+    sweep_every: float = Field(5.0, ge=1, le=300)
+
+
 class Culler(_Model):
     enabled: bool = True
     # Must exceed websocket pings (30 s) + JupyterHub.last_activity_interval (300 s).
@@ -248,6 +263,7 @@ class SlicerHubConfig(_Model):
     profiles: list[Profile] = Field(min_length=1)
     storage: Storage = Storage()
     courses: Courses = Courses()
+    sharing: Sharing = Sharing()
     culler: Culler = Culler()
 
     @model_validator(mode="after")
@@ -273,6 +289,8 @@ class SlicerHubConfig(_Model):
             if g not in known:
                 raise ValueError(f"courses.groups[{i}]: {g!r} is not a group synced from LDAP "
                                  f"(known: {', '.join(sorted(known)) or 'none'})")
+        if self.sharing.default_expiry > self.sharing.max_expiry:
+            raise ValueError("sharing.default_expiry: must not exceed sharing.max_expiry")
         home = self.storage.home_path.rstrip("/") + "/"
         if self.courses.groups and not self.courses.mount_path.startswith(home):
             raise ValueError(f"courses.mount_path: must be inside storage.home_path ({home}), "

@@ -21,6 +21,34 @@ CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:se
 TEACHER_SCOPES = ["read:users:name", "read:users:groups", "read:groups"]
 COURSES_SERVICE_SCOPES = ["read:users:name", "read:users:groups"]
 
+# Levels inside a user's server, checked by the image's scoped authorizer and
+# route guard (images/base/python/slicerhub_server): owners execute, viewers
+# of a shared session read.
+CUSTOM_SCOPES = {
+    "custom:jupyter_server:read:*": {
+        "description": "See notebooks, files and the desktop of a server; change nothing.",
+    },
+    "custom:jupyter_server:write:*": {
+        "description": "Change files on a server (no code execution).",
+        "subscopes": ["custom:jupyter_server:read:*"],
+    },
+    "custom:jupyter_server:execute:*": {
+        "description": "Everything on a server: run code, terminals, the desktop.",
+        "subscopes": ["custom:jupyter_server:write:*", "custom:jupyter_server:read:*"],
+    },
+}
+# What a server's OAuth tokens may carry: the owner gets execute, a viewer read.
+SERVER_OAUTH_SCOPES = ["custom:jupyter_server:execute:*!server", "custom:jupyter_server:read:*!server"]
+# The sharing service sees who is in which group and whose server runs, and
+# lists and withdraws shares; it grants nothing by itself (links are made with
+# the owner's token), except read-only access for a course's teachers.
+SHARING_SERVICE_SCOPES = ["read:users:name", "read:users:groups", "read:groups", "read:servers",
+                          "shares", "read:shares"]
+# Scopes the service's OAuth token carries for the signed-in user, so a link
+# is made with the owner's own permission to share their server.
+SHARING_OAUTH_SCOPES = ["shares!user", "read:shares!user", "access:servers!user",
+                        "custom:jupyter_server:read:*!user"]
+
 
 def _ldap(cfg: SlicerHubConfig) -> dict[str, Any]:
     ldap = cfg.ldap
@@ -84,10 +112,47 @@ def _courses_service(cfg: SlicerHubConfig, python: str, port: int) -> tuple[list
                "oauth_no_confirm": True, "display": True}
     # It reads who is in which group; it gets no access to anyone's server.
     role = {"name": "courses-service", "scopes": COURSES_SERVICE_SCOPES, "services": ["courses"]}
-    # Every user may reach the gallery (it shows their own courses only), and
-    # may put that scope on a token for `slicerhub apps`.
-    user = {"name": "user", "scopes": ["self", "access:services!service=courses"]}
-    return [service], [role, user]
+    return [service], [role]
+
+
+def _sharing_service(cfg: SlicerHubConfig, python: str, port: int) -> tuple[list[dict], list[dict]]:
+    sh = cfg.sharing
+    if not sh.enabled:
+        return [], []
+    data = Path(cfg.hub.data_dir).resolve()
+    command = [python, "-m", "slicerhub.sharing.service", f"--db={data / 'sharing.sqlite'}",
+               f"--audit-log={data / 'sharing-audit.log'}", f"--default-expiry={sh.default_expiry}",
+               f"--max-expiry={sh.max_expiry}", f"--join-expiry={sh.join_expiry}",
+               f"--sweep-every={sh.sweep_every}"]
+    command += [f"--course={g}" for g in cfg.courses.groups]
+    command += [f"--teacher-group={g}" for g in _teacher_groups(cfg)]
+    service = {"name": "sharing", "url": f"http://127.0.0.1:{port}", "command": command,
+               "oauth_no_confirm": True, "display": True,
+               "oauth_client_allowed_scopes": SHARING_OAUTH_SCOPES}
+    # Teachers join their courses' sessions read-only: the service may grant
+    # exactly that, on servers of the course's members.
+    course_scopes = [s for g in cfg.courses.groups
+                     for s in (f"access:servers!group={g}", f"custom:jupyter_server:read:*!group={g}")]
+    role = {"name": "sharing-service", "scopes": SHARING_SERVICE_SCOPES + course_scopes,
+            "services": ["sharing"]}
+    return [service], [role]
+
+
+def _user_role(cfg: SlicerHubConfig) -> dict:
+    # Everyone runs everything in their own server, may reach the services
+    # (the gallery shows their own courses only; sharing, their own links),
+    # and may put those scopes on a token for the `slicerhub` CLI.
+    # Read on every server is harmless on its own: reaching a server needs
+    # access:servers, which only its owner and the people it is shared with
+    # hold. It is a role scope because OAuth tokens of user servers are cut
+    # to role scopes (shares only add access), so a viewer's token can carry it.
+    scopes = ["self", "custom:jupyter_server:execute:*!user", "custom:jupyter_server:read:*"]
+    if cfg.courses.groups:
+        scopes.append("access:services!service=courses")
+    if cfg.sharing.enabled:
+        # JupyterHub lets nobody share by default; owners share their own servers.
+        scopes += ["access:services!service=sharing", "shares!user", "read:shares!user"]
+    return {"name": "user", "scopes": scopes}
 
 
 def _backend(cfg: SlicerHubConfig, hub_connect_ip: str | None) -> dict[str, dict[str, Any]]:
@@ -153,6 +218,10 @@ def to_traitlets(
     course_services, course_roles = _courses_service(cfg, python, cfg.hub.courses_port)
     services += course_services
     roles += course_roles
+    sharing_services, sharing_roles = _sharing_service(cfg, python, cfg.hub.sharing_port)
+    services += sharing_services
+    roles += sharing_roles
+    roles.append(_user_role(cfg))
     teacher_groups = _teacher_groups(cfg)
     if teacher_groups:
         roles.append({"name": "teacher", "scopes": TEACHER_SCOPES, "groups": teacher_groups})
@@ -168,6 +237,7 @@ def to_traitlets(
         "log_level": cfg.hub.log_level,
         "services": services,
         "load_roles": roles,
+        "custom_scopes": CUSTOM_SCOPES,
         # A link into a stopped server (a course app) starts it after a moment.
         "implicit_spawn_seconds": 2,
     }
@@ -181,7 +251,8 @@ def to_traitlets(
             "pid_file": str(data_dir / "jupyterhub-proxy.pid"),
         },
         "SlicerLDAPAuthenticator": _ldap(cfg),
-        "Spawner": {"default_url": "/lab", "start_timeout": 120, "http_timeout": 60},
+        "Spawner": {"default_url": "/lab", "start_timeout": 120, "http_timeout": 60,
+                    "oauth_client_allowed_scopes": SERVER_OAUTH_SCOPES},
         "SlicerSpawner": _spawner(cfg),
         **backend,
     }

@@ -220,7 +220,12 @@ class Gallery(_Base):
                     f'<p>{esc(app.description)}</p><p class="meta">version {v.number}</p>'
                     f'<a class="open" href="{esc(prefix)}open/{course}/{app.name}">Open</a></li>')
             body = "".join(cards) or '<li class="empty">No apps published yet.</li>'
-            sections.append(f'<section data-course="{course}"><h2>{esc(course)}</h2><ul>{body}</ul></section>')
+            students = ""
+            if course in teaches:  # the sharing service lists them with "Join read-only"
+                href = url_path_join(os.environ.get("JUPYTERHUB_BASE_URL", "/"), "services/sharing/course", course)
+                students = f'<p><a class="students" href="{esc(href)}">Students\' sessions (join read-only)</a></p>'
+            sections.append(f'<section data-course="{course}"><h2>{esc(course)}</h2>{students}'
+                            f'<ul>{body}</ul></section>')
         if not sections:
             sections.append("<p>You are not in any course.</p>")
         self.finish(PAGE.format(user=esc(user), sections="".join(sections)))

@@ -47,7 +47,12 @@ class _WebSocketTransport:
         self.ws = ws
 
     async def send(self, data: bytes) -> None:
-        await self.ws.write_message(data, binary=True)
+        from tornado.websocket import WebSocketClosedError
+
+        try:
+            await self.ws.write_message(data, binary=True)
+        except WebSocketClosedError:
+            raise RFBError("desktop websocket closed") from None
 
     async def recv(self) -> bytes:
         msg = await self.ws.read_message()

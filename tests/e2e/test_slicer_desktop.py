@@ -20,7 +20,7 @@ from tests.support.browser import ARTIFACTS, browser as _browser, hub_login as _
 from tests.support.browser import page_picture as _page_picture, wait_for as _wait
 from tests.support.hub import ROOT
 from tests.support.kernel import KernelClient
-from tests.support.spawn import container, hub_api, spawn_with_form, stop_server, wait_ready
+from tests.support.spawn import container, hub_api, in_desktop, spawn_with_form, stop_server, wait_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -253,14 +253,6 @@ def test_desktop_is_reachable_only_through_the_hub(e2e_hub, docker_client):
 
 # ------------------------------------------------------------- clipboard ---
 
-def _in_desktop(c, *command: str, detach: bool = False):
-    """Run COMMAND as the user inside the container, on the desktop's X display."""
-    displays = c.exec_run(["ls", "/tmp/.X11-unix"]).output.decode().split()
-    assert displays, "no X display in the container"
-    env = {"DISPLAY": ":" + displays[0].lstrip("X"), "HOME": "/home/slicer"}
-    return c.exec_run(list(command), user="1000", environment=env, detach=detach)
-
-
 def test_clipboard_goes_both_ways_through_the_hub(e2e_hub, docker_client):
     """noVNC's clipboard box sends ClientCutText and shows ServerCutText; both
     reach the X selections the desktop's applications use."""
@@ -271,7 +263,7 @@ def test_clipboard_goes_both_ways_through_the_hub(e2e_hub, docker_client):
     to_desktop, from_desktop = f"to-desktop {time.time()}", f"from-desktop {time.time()} ü"
 
     def x_clipboard() -> str:
-        return _in_desktop(c, "xclip", "-o", "-selection", "clipboard").output.decode()
+        return in_desktop(c, "xclip", "-o", "-selection", "clipboard").output.decode()
 
     async def run():
         client = await RFBClient.websocket(ws_url, {"Authorization": f"token {token}"})
@@ -284,7 +276,7 @@ def test_clipboard_goes_both_ways_through_the_hub(e2e_hub, docker_client):
                 await asyncio.sleep(0.2)
 
             # An application in the desktop copies: the browser is told.
-            _in_desktop(c, "sh", "-c", f"printf %s '{from_desktop}' | xclip -selection clipboard -i",
+            in_desktop(c, "sh", "-c", f"printf %s '{from_desktop}' | xclip -selection clipboard -i",
                         detach=True)
             deadline = time.monotonic() + 10
             while not client.cut_text:

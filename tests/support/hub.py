@@ -20,6 +20,14 @@ HUB_CONFIG = ROOT / "hub_config" / "jupyterhub_config.py"
 DEMO_CONFIG = ROOT / "hub_config" / "demo.yaml"
 
 
+def xsrf(session: requests.Session, path: str = "/hub/") -> str | None:
+    """The _xsrf cookie JupyterHub set for PATH (services set their own)."""
+    for cookie in session.cookies:
+        if cookie.name == "_xsrf" and cookie.path.rstrip("/") == path.rstrip("/"):
+            return cookie.value
+    return None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -48,6 +56,7 @@ def write_config(path: Path, ldap_port: int, hub_port: int, **overrides: Any) ->
                 "api_port": free_port(),
                 "proxy_api_port": free_port(),
                 "courses_port": free_port(),
+                "sharing_port": free_port(),
             },
             "ldap": {"port": ldap_port},
             "courses": {"root": str(path.parent / "courses")},
@@ -139,10 +148,10 @@ class Hub:
         s = requests.Session()
         page = s.get(self.url + "/hub/login", timeout=timeout)
         page.raise_for_status()
-        xsrf = s.cookies.get("_xsrf") or re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+        token = xsrf(s) or re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
         r = s.post(
             self.url + "/hub/login",
-            data={"username": username, "password": password, "_xsrf": xsrf},
+            data={"username": username, "password": password, "_xsrf": token},
             allow_redirects=False,
             timeout=timeout,
         )
@@ -150,24 +159,23 @@ class Hub:
 
     def api_token(self, session: requests.Session, note: str = "test", scopes: list[str] | None = None) -> str:
         """A token for the logged-in user, made through the hub's own token page API."""
-        xsrf = session.cookies.get("_xsrf")
+        token = xsrf(session)
         body = {"note": note, "expires_in": 3600}
         if scopes is not None:
             body["scopes"] = scopes
         r = session.post(
             self.url + "/hub/api/users/" + self._whoami(session) + "/tokens",
             json=body,
-            headers={"X-XSRFToken": xsrf, "Referer": self.url + "/hub/token"},
+            headers={"X-XSRFToken": token, "Referer": self.url + "/hub/token"},
             timeout=30,
         )
         r.raise_for_status()
         return r.json()["token"]
 
     def _whoami(self, session: requests.Session) -> str:
-        xsrf = session.cookies.get("_xsrf")
         r = session.get(
             self.url + "/hub/api/user",
-            headers={"X-XSRFToken": xsrf, "Referer": self.url + "/hub/home"},
+            headers={"X-XSRFToken": xsrf(session), "Referer": self.url + "/hub/home"},
             timeout=30,
         )
         r.raise_for_status()

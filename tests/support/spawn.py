@@ -7,10 +7,12 @@ import time
 
 import requests
 
+from tests.support.hub import xsrf as hub_xsrf
+
 
 def wait_ready(hub, session, user: str, timeout: float = 120) -> dict:
     """Follow the spawn progress stream until the server is ready; return the events."""
-    xsrf = session.cookies.get("_xsrf")
+    xsrf = hub_xsrf(session)
     events = []
     with session.get(
         f"{hub.url}/hub/api/users/{user}/server/progress",
@@ -29,7 +31,7 @@ def wait_ready(hub, session, user: str, timeout: float = 120) -> dict:
 
 
 def spawn_with_form(hub, session, profile: str | None = None) -> requests.Response:
-    xsrf = session.cookies.get("_xsrf")
+    xsrf = hub_xsrf(session)
     data = {"_xsrf": xsrf}
     if profile:
         data["profile"] = profile
@@ -66,3 +68,11 @@ def stop_server(hub, token: str, user: str, timeout: float = 60) -> None:
 
 def container(docker_client, hub, user):
     return docker_client.containers.get(f"{hub.prefix}-{user}")
+
+
+def in_desktop(c, *command: str, detach: bool = False):
+    """Run COMMAND as the user inside the container, on the desktop's X display."""
+    displays = c.exec_run(["ls", "/tmp/.X11-unix"]).output.decode().split()
+    assert displays, "no X display in the container"
+    env = {"DISPLAY": ":" + displays[0].lstrip("X"), "HOME": "/home/slicer"}
+    return c.exec_run(list(command), user="1000", environment=env, detach=detach)

@@ -231,8 +231,8 @@ def test_culler_disabled():
     data = demo_data()
     data["culler"] = {"enabled": False}
     hub = to_traitlets(parse_config(data), python=PY)["JupyterHub"]
-    assert [s["name"] for s in hub["services"]] == ["courses"]
-    assert [r["name"] for r in hub["load_roles"]] == ["courses-service", "user", "teacher"]
+    assert [s["name"] for s in hub["services"]] == ["courses", "sharing"]
+    assert [r["name"] for r in hub["load_roles"]] == ["courses-service", "sharing-service", "user", "teacher"]
 
 
 def test_teacher_role_bound_to_teacher_groups(traits):
@@ -256,7 +256,7 @@ def test_teacher_role_with_several_groups_and_none():
     for p in data["profiles"]:
         p["groups"] = []
     roles = to_traitlets(parse_config(data), python=PY)["JupyterHub"]["load_roles"]
-    assert [r["name"] for r in roles] == ["idle-culler", "courses-service", "user"]
+    assert [r["name"] for r in roles] == ["idle-culler", "courses-service", "sharing-service", "user"]
 
 
 # ------------------------------------------------------------- backends
@@ -293,7 +293,39 @@ def test_courses_service_and_its_role(traits):
     assert role == {"name": "courses-service", "scopes": ["read:users:name", "read:users:groups"],
                     "services": ["courses"]}
     user = next(r for r in hub["load_roles"] if r["name"] == "user")
-    assert user["scopes"] == ["self", "access:services!service=courses"]
+    assert user["scopes"] == ["self", "custom:jupyter_server:execute:*!user", "custom:jupyter_server:read:*",
+                              "access:services!service=courses", "access:services!service=sharing",
+                              "shares!user", "read:shares!user"]
+
+
+def test_sharing_service_scopes(traits):
+    hub = traits["JupyterHub"]
+    (service,) = [s for s in hub["services"] if s["name"] == "sharing"]
+    assert service["url"] == "http://127.0.0.1:8003"
+    assert service["command"][:3] == [PY, "-m", "slicerhub.sharing.service"]
+    assert "--course=anat101" in service["command"] and "--sweep-every=5.0" in service["command"]
+    # Its OAuth token acts for the signed-in user: links are made with the owner's permission.
+    assert all(s.endswith("!user") for s in service["oauth_client_allowed_scopes"])
+    (role,) = [r for r in hub["load_roles"] if r["name"] == "sharing-service"]
+    # Server access only read-only, only on course members' servers (teachers joining).
+    access = [s for s in role["scopes"] if s.startswith(("access:servers", "custom:"))]
+    assert access == ["access:servers!group=anat101", "custom:jupyter_server:read:*!group=anat101"]
+    assert "admin:servers" not in role["scopes"] and "servers" not in role["scopes"]
+    # Read < write < execute; servers' tokens carry execute for owners, read for viewers.
+    scopes = hub["custom_scopes"]
+    assert scopes["custom:jupyter_server:execute:*"]["subscopes"] == [
+        "custom:jupyter_server:write:*", "custom:jupyter_server:read:*"]
+    assert traits["Spawner"]["oauth_client_allowed_scopes"] == [
+        "custom:jupyter_server:execute:*!server", "custom:jupyter_server:read:*!server"]
+
+
+def test_sharing_disabled():
+    data = demo_data()
+    data["sharing"] = {"enabled": False}
+    hub = to_traitlets(parse_config(data), python=PY)["JupyterHub"]
+    assert "sharing" not in [s["name"] for s in hub["services"]]
+    user = next(r for r in hub["load_roles"] if r["name"] == "user")
+    assert "access:services!service=sharing" not in user["scopes"]
 
 
 def test_docker_backend(traits):
@@ -403,8 +435,9 @@ def test_jupyterhub_accepts_the_settings(backend, demo):
     assert app.db_url == "sqlite:///var/hub/jupyterhub.sqlite"
     assert app.concurrent_spawn_limit == 100
     assert app.hub_port == 8081
-    assert [s["name"] for s in app.services] == ["idle-culler", "courses"]
-    assert {r["name"] for r in app.load_roles} == {"idle-culler", "courses-service", "user", "teacher"}
+    assert [s["name"] for s in app.services] == ["idle-culler", "courses", "sharing"]
+    assert {r["name"] for r in app.load_roles} == {"idle-culler", "courses-service", "sharing-service", "user", "teacher"}
+    assert "custom:jupyter_server:read:*" in app.custom_scopes
     assert app.implicit_spawn_seconds == 2
     assert app.hub_ip == ("172.18.0.1" if backend == "docker" else "0.0.0.0")
     if backend == "docker":

@@ -1,0 +1,430 @@
+"""The sharing service: read-only links to a running session, and teachers'
+"join read-only", as a JupyterHub service at /services/sharing/.
+
+Owners (their own OAuth or API token; browser forms carry JupyterHub's xsrf token):
+
+* ``GET  /``                    their links, a form to make one, revoke buttons
+* ``POST /api/links``           ``{"expires_in": seconds}`` → the link (its URL is shown once)
+* ``GET  /api/links``           their links (``?all=1``: ended ones too)
+* ``DELETE /api/links/<id>``    revoke: the code is deleted and viewers lose access at once
+
+Viewers:
+
+* the link is the hub's own ``/hub/accept-share?code=…`` page, whose ``next``
+  brings them to ``accepted/<id>`` (recorded, audited) and ``view/<id>``: the
+  owner's live desktop (view-only listener) and files, read-only.
+
+Teachers: ``course/<course>`` lists the course's students with "Join
+read-only"; ``POST join/<course>/<student>`` grants the teacher a read-only
+share on that student's running server for ``--join-expiry`` seconds.
+
+A link is a JupyterHub share code made with the *owner's* token (the hub
+checks the owner may grant read access to their own server). Shares made from
+codes do not expire in the hub, so the service remembers which viewer came
+through which link and, every ``--sweep-every`` seconds, withdraws the shares
+of links that expired or were revoked; a read-only share on a server that no
+link accounts for is withdrawn too. Creation, acceptance, joins, revocation and
+expiry go to the audit log (JSON lines). The code in a link is never stored or
+logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import logging
+import os
+import time
+from urllib.parse import quote, urlparse
+
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.utils import url_path_join
+from tornado import web
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop, PeriodicCallback
+
+from .hub import HubAPI, HubError, read_only_scopes
+from .store import Link, LinkStore
+
+log = logging.getLogger("slicerhub.sharing")
+SERVER = ""  # SlicerHub runs one (default) server per user
+
+
+class Settings:
+    def __init__(self, store: LinkStore, hub: HubAPI, *, default_expiry: int, max_expiry: int,
+                 join_expiry: int, courses: list[str], teacher_groups: list[str], audit_log: str | None):
+        self.store, self.hub = store, hub
+        self.default_expiry, self.max_expiry, self.join_expiry = default_expiry, max_expiry, join_expiry
+        self.courses, self.teacher_groups = set(courses), set(teacher_groups)
+        self.audit_log = audit_log
+
+    def audit(self, action: str, user: str, **fields) -> None:
+        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "action": action,
+                  "user": user, **fields}
+        log.info("audit %s", json.dumps(record))
+        if self.audit_log:
+            with open(self.audit_log, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+# ------------------------------------------------------------------ withdrawing
+
+
+async def withdraw(s: Settings, link: Link, reason: str) -> None:
+    """End a link: delete its code, take back what its viewers got from it."""
+    if link.code_id:
+        await s.hub.delete_share_code(link.owner, link.server, link.code_id)
+    # A viewer who also came through another live link keeps that access.
+    still = {v for other in s.store.active_for_server(link.owner, link.server)
+             if other.id != link.id for v in other.viewers}
+    for viewer in sorted(set(link.viewers) - still):
+        await s.hub.revoke(link.owner, link.server, viewer, link.scopes)
+    s.store.end(link.id)
+    s.audit("end", link.owner, link=link.id, kind=link.kind, reason=reason, viewers=sorted(link.viewers))
+
+
+async def reconcile(s: Settings, owner: str, server: str) -> None:
+    """Attribute shares made from our codes; withdraw read-only shares nothing accounts for."""
+    links = s.store.active_for_server(owner, server)
+    known = {v for link in links for v in link.viewers}
+    unknown = [sh for sh in await s.hub.shares(owner, server)
+               if sh.get("user") and sh["user"]["name"] not in known]
+    if not unknown:
+        return
+    exchanges = {c["id"]: c.get("exchange_count", 0) for c in await s.hub.share_codes(owner, server)}
+    read_only = set(read_only_scopes(owner, server))
+    for share in unknown:
+        viewer = share["user"]["name"]
+        # A link whose code was used more often than we saw viewers arrive.
+        spare = sorted((link for link in links if link.code_id and
+                        exchanges.get(link.code_id, 0) > len(link.viewers)), key=lambda link: link.expires)
+        if spare:
+            link = spare[0]
+            s.store.add_viewer(link.id, viewer)
+            link.viewers[viewer] = time.time()
+            s.audit("accept", viewer, link=link.id, owner=owner, via="hub")
+        elif set(share.get("scopes", [])) <= read_only:
+            await s.hub.revoke(owner, server, viewer, sorted(read_only))
+            s.audit("end", owner, viewers=[viewer], reason="no live link")
+
+
+async def sweep(s: Settings) -> None:
+    servers = set(s.store.owners_with_links())
+    for link in s.store.due():
+        try:
+            await withdraw(s, link, "revoked" if link.revoked else "expired")
+        except HubError as e:
+            log.warning("sweep: cannot withdraw link %s yet: %s", link.id, e.message)
+    # Then what no link accounts for (e.g. a code used just before it expired).
+    for owner, server in sorted(servers):
+        try:
+            await reconcile(s, owner, server)
+        except HubError as e:
+            log.warning("sweep: cannot reconcile %s/%s: %s", owner, server, e.message)
+
+
+# ------------------------------------------------------------------- handlers
+
+
+class _Base(HubOAuthenticated, web.RequestHandler):
+    def initialize(self, settings: Settings):
+        self.s = settings
+
+    @property
+    def prefix(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/sharing/")
+
+    @property
+    def hub_base(self) -> str:
+        return os.environ.get("JUPYTERHUB_BASE_URL", "/")
+
+    def write_error(self, status_code, **kwargs):
+        exc = kwargs.get("exc_info", (None, None))[1]
+        message = getattr(exc, "log_message", None) or self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": status_code, "message": message}))
+
+    def _xsrf_field(self) -> str:
+        token = self.xsrf_token
+        token = token.decode() if isinstance(token, bytes) else token
+        return f'<input type="hidden" name="_xsrf" value="{html.escape(token)}">'
+
+    def _owned(self, link_id: str) -> Link:
+        link = self.s.store.get(link_id)
+        user = self.current_user["name"]
+        if link is None or user not in (link.owner, link.created_by):
+            raise web.HTTPError(404, f"no link {link_id!r}")
+        return link
+
+    def _expiry(self, raw) -> int:
+        if raw in (None, ""):
+            return self.s.default_expiry
+        try:
+            seconds = int(raw)
+        except (TypeError, ValueError):
+            raise web.HTTPError(400, "expires_in must be a number of seconds") from None
+        if not 60 <= seconds <= self.s.max_expiry:
+            raise web.HTTPError(400, f"expires_in must be between 60 and {self.s.max_expiry} seconds")
+        return seconds
+
+    async def _create(self, expires_in: int) -> tuple[Link, str]:
+        owner = self.current_user["name"]
+        model = await self.s.hub.user(owner)
+        if not model or not (model.get("servers") or {}).get(SERVER, {}).get("ready"):
+            raise web.HTTPError(409, "your server is not running: start it, then share it")
+        token = self.hub_auth.get_token(self)
+        scopes = read_only_scopes(owner, SERVER)
+        try:
+            code = await self.s.hub.new_share_code(token, owner, SERVER, scopes, expires_in)
+        except HubError as e:
+            raise web.HTTPError(e.status if e.status in (400, 403) else 502,
+                                f"the hub refused the share: {e.message}") from None
+        link = self.s.store.create(kind="link", owner=owner, server=SERVER, scopes=scopes,
+                                   created_by=owner, expires_in=expires_in, code_id=code["id"])
+        self.s.audit("create", owner, link=link.id, expires=link.to_json()["expires"])
+        accepted = url_path_join(self.prefix, "accepted", link.id)
+        # A full URL to hand over: the hub's public_url if set, else the host
+        # this request came in on (the proxy keeps it).
+        base = code.get("full_accept_url") or (
+            f"{self.request.headers.get('X-Forwarded-Proto', self.request.protocol)}://"
+            f"{self.request.host}{code['accept_url']}")
+        return link, f"{base}&next={quote(accepted, safe='')}"
+
+    async def _revoke(self, link: Link) -> None:
+        user = self.current_user["name"]
+        if link.ended is None:
+            self.s.store.revoke(link.id)
+            self.s.audit("revoke", user, link=link.id, owner=link.owner)
+            await withdraw(self.s, self.s.store.get(link.id), "revoked")
+
+
+class LinksAPI(_Base):
+    @web.authenticated
+    def get(self):
+        links = self.s.store.for_owner(self.current_user["name"], include_ended=bool(self.get_argument("all", "")))
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"links": [link.to_json() for link in links]}))
+
+    @web.authenticated
+    async def post(self):
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise web.HTTPError(400, "body must be JSON") from None
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "body must be a JSON object")
+        link, url = await self._create(self._expiry(body.get("expires_in")))
+        self.set_status(201)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({**link.to_json(), "url": url}))
+
+
+class LinkAPI(_Base):
+    @web.authenticated
+    async def delete(self, link_id: str):
+        await self._revoke(self._owned(link_id))
+        self.set_status(204)
+        self.finish()
+
+
+# Pages -----------------------------------------------------------------------
+
+
+def _page(title: str, body: str) -> str:
+    return PAGE.format(title=html.escape(title), body=body)
+
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title><style>
+body {{ font-family: sans-serif; margin: 2em; max-width: 60em; }} table {{ border-collapse: collapse; }}
+td, th {{ border-bottom: 1px solid #ddd; padding: 0.3em 0.8em; text-align: left; }}
+.url {{ font-family: monospace; background: #f4f4f4; padding: 0.5em; word-break: break-all; }}
+.ro {{ background: #b00; color: #fff; padding: 0 0.4em; border-radius: 3px; }}
+a.button, button {{ display: inline-block; margin: 0.3em 0.6em 0.3em 0; }}
+</style></head><body><h1>{title}</h1>{body}</body></html>
+"""
+
+EXPIRY_CHOICES = [(900, "15 minutes"), (3600, "1 hour"), (8 * 3600, "8 hours"), (86400, "1 day"),
+                  (7 * 86400, "1 week")]
+
+
+class SharePage(_Base):
+    def _render(self, created: tuple[Link, str] | None = None) -> None:
+        esc = html.escape
+        user = self.current_user["name"]
+        xsrf = self._xsrf_field()
+        parts = []
+        if created:
+            link, url = created
+            parts.append(f'<p>New read-only link, valid until {link.to_json()["expires"]} '
+                         f'(shown once; copy it now):</p><p class="url" id="share-url">{esc(url)}</p>')
+        choices = "".join(f'<option value="{sec}"{" selected" if sec == self.s.default_expiry else ""}>'
+                          f'{label}</option>' for sec, label in EXPIRY_CHOICES if sec <= self.s.max_expiry)
+        parts.append(f'<form method="post" action="{esc(self.prefix)}links">{xsrf}'
+                     f'<label>Valid for <select name="expires_in">{choices}</select></label> '
+                     f'<button id="create-link" type="submit">Create a read-only link</button></form>')
+        rows = []
+        for link in self.s.store.for_owner(user):
+            j = link.to_json()
+            who = ", ".join(v["name"] for v in j["viewers"]) or "nobody yet"
+            kind = "link" if link.kind == "link" else f"join by {esc(link.created_by)}"
+            rows.append(f'<tr data-link="{link.id}"><td>{kind}</td><td>{j["expires"]}</td><td>{esc(who)}</td>'
+                        f'<td><form method="post" action="{esc(self.prefix)}links/{link.id}/revoke">{xsrf}'
+                        f'<button type="submit">Revoke</button></form></td></tr>')
+        parts.append("<h2>Active links</h2>" + (
+            "<table><tr><th>Kind</th><th>Expires (UTC)</th><th>Viewers</th><th></th></tr>"
+            + "".join(rows) + "</table>" if rows else "<p>None.</p>"))
+        parts.append("<p>Viewers see your notebooks, files and live desktop; they cannot change, run or "
+                     "type anything. Revoking ends their access at once.</p>")
+        self.finish(_page(f"Share {user}'s session read-only", "".join(parts)))
+
+    @web.authenticated
+    def get(self):
+        self._render()
+
+    @web.authenticated
+    async def post(self):  # the form (cookie + xsrf token)
+        self._render(await self._create(self._expiry(self.get_argument("expires_in", None))))
+
+
+class RevokeLinkForm(_Base):
+    @web.authenticated
+    async def post(self, link_id: str):
+        await self._revoke(self._owned(link_id))
+        self.redirect(self.prefix)
+
+
+class Accepted(_Base):
+    """Where the hub's accept-share page sends a viewer after accepting."""
+
+    @web.authenticated
+    async def get(self, link_id: str):
+        viewer = self.current_user["name"]
+        link = self.s.store.get(link_id)
+        if link is None or not link.active():
+            raise web.HTTPError(404, "this link has expired or was revoked")
+        shares = await self.s.hub.shares(link.owner, link.server)
+        if not any(sh.get("user") and sh["user"]["name"] == viewer for sh in shares):
+            raise web.HTTPError(403, "accept the link first")
+        if self.s.store.add_viewer(link.id, viewer):
+            self.s.audit("accept", viewer, link=link.id, owner=link.owner)
+        self.redirect(url_path_join(self.prefix, "view", link.id))
+
+
+class View(_Base):
+    @web.authenticated
+    def get(self, link_id: str):
+        viewer = self.current_user["name"]
+        link = self.s.store.get(link_id)
+        if link is None or not link.active() or viewer not in link.viewers:
+            raise web.HTTPError(404, "no such shared session (expired, revoked, or not yours to view)")
+        esc = html.escape
+        server = url_path_join(self.hub_base, "user", quote(link.owner))
+        body = (f'<p><span class="ro">read-only</span> You are viewing <b>{esc(link.owner)}</b>\'s session '
+                f'until {link.to_json()["expires"]} (UTC).</p>'
+                f'<p><a class="button" id="open-desktop" href="{esc(server)}/desktop-view/">Live desktop</a>'
+                f'<a class="button" id="open-files" href="{esc(server)}/lab">Notebooks and files</a></p>')
+        self.finish(_page(f"{link.owner}'s session", body))
+
+
+class _Teacher(_Base):
+    async def _students(self, course: str) -> tuple[str, list[str]]:
+        teacher = self.current_user["name"]
+        model = await self.s.hub.user(teacher) or {}
+        groups = set(model.get("groups", []))
+        if course not in self.s.courses or course not in groups:
+            raise web.HTTPError(404, f"no course {course!r}")
+        if not groups & self.s.teacher_groups:
+            raise web.HTTPError(403, f"only teachers of {course!r} can join its students' sessions")
+        members = await self.s.hub.group_members(course)
+        teachers = set()
+        for g in self.s.teacher_groups:
+            teachers |= set(await self.s.hub.group_members(g))
+        return teacher, sorted(m for m in members if m not in teachers)
+
+
+class CoursePage(_Teacher):
+    @web.authenticated
+    async def get(self, course: str):
+        _, students = await self._students(course)
+        esc = html.escape
+        xsrf = self._xsrf_field()
+        rows = []
+        for student in students:
+            model = await self.s.hub.user(student) or {}
+            running = bool((model.get("servers") or {}).get(SERVER, {}).get("ready"))
+            action = (f'<form method="post" action="{esc(self.prefix)}join/{course}/{quote(student)}">{xsrf}'
+                      f'<button type="submit">Join read-only</button></form>' if running else "not running")
+            rows.append(f'<tr data-student="{esc(student)}"><td>{esc(student)}</td><td>{action}</td></tr>')
+        body = ("<table><tr><th>Student</th><th></th></tr>" + "".join(rows) + "</table>"
+                if rows else "<p>No students in this course.</p>")
+        self.finish(_page(f"{course}: students' sessions", body))
+
+
+class Join(_Teacher):
+    @web.authenticated
+    async def post(self, course: str, student: str):
+        teacher, students = await self._students(course)
+        if student not in students:
+            raise web.HTTPError(404, f"{student!r} is not a student of {course!r}")
+        model = await self.s.hub.user(student) or {}
+        if not (model.get("servers") or {}).get(SERVER, {}).get("ready"):
+            raise web.HTTPError(409, f"{student}'s server is not running")
+        scopes = read_only_scopes(student, SERVER)
+        try:
+            await self.s.hub.grant(student, SERVER, teacher, scopes)
+        except HubError as e:
+            raise web.HTTPError(502, f"the hub refused: {e.message}") from None
+        link = self.s.store.create(kind="join", owner=student, server=SERVER, scopes=scopes,
+                                   created_by=teacher, expires_in=self.s.join_expiry)
+        self.s.store.add_viewer(link.id, teacher)
+        self.s.audit("join", teacher, link=link.id, owner=student, course=course)
+        self.redirect(url_path_join(self.prefix, "view", link.id))
+
+
+def make_app(settings: Settings) -> web.Application:
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/sharing/")
+    kw = {"settings": settings}
+    link_id = r"([A-Za-z0-9_-]{6,32})"
+    return web.Application([
+        (prefix + r"?", SharePage, kw),
+        (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+        (url_path_join(prefix, r"api/links/?"), LinksAPI, kw),
+        (url_path_join(prefix, rf"api/links/{link_id}"), LinkAPI, kw),
+        (url_path_join(prefix, r"links"), SharePage, kw),
+        (url_path_join(prefix, rf"links/{link_id}/revoke"), RevokeLinkForm, kw),
+        (url_path_join(prefix, rf"accepted/{link_id}"), Accepted, kw),
+        (url_path_join(prefix, rf"view/{link_id}"), View, kw),
+        (url_path_join(prefix, r"course/([a-z0-9][a-z0-9-]*)"), CoursePage, kw),
+        (url_path_join(prefix, r"join/([a-z0-9][a-z0-9-]*)/([^/]+)"), Join, kw),
+    ], cookie_secret=os.urandom(32))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m slicerhub.sharing.service")
+    parser.add_argument("--db", required=True, help="the service's SQLite file")
+    parser.add_argument("--audit-log", help="append one JSON line per create/accept/join/revoke/end here")
+    parser.add_argument("--default-expiry", type=int, default=3600)
+    parser.add_argument("--max-expiry", type=int, default=86400)
+    parser.add_argument("--join-expiry", type=int, default=7200)
+    parser.add_argument("--sweep-every", type=float, default=5.0)
+    parser.add_argument("--course", action="append", default=[], help="a course (hub group); repeat")
+    parser.add_argument("--teacher-group", action="append", default=[], help="a teachers' group; repeat")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(asctime)s sharing] %(message)s")
+    settings = Settings(LinkStore(args.db), HubAPI(os.environ["JUPYTERHUB_API_URL"],
+                                                   os.environ["JUPYTERHUB_API_TOKEN"]),
+                        default_expiry=args.default_expiry, max_expiry=args.max_expiry,
+                        join_expiry=args.join_expiry, courses=args.course,
+                        teacher_groups=args.teacher_group, audit_log=args.audit_log)
+    app = make_app(settings)
+    url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+    HTTPServer(app).listen(url.port, url.hostname)
+    PeriodicCallback(lambda: sweep(settings), args.sweep_every * 1000).start()
+    log.info("sharing service on %s (sweep every %.0f s)", url.geturl(), args.sweep_every)
+    IOLoop.current().start()
+
+
+if __name__ == "__main__":
+    main()

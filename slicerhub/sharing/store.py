@@ -1,0 +1,151 @@
+"""The sharing service's records: read-only links and who accepted them.
+
+JupyterHub keeps the share codes and the shares themselves; a share made from
+a code does not expire, and the hub does not remember which code made it. This
+store remembers that (link → code id → viewers), so the service can withdraw
+exactly the access a link gave when it expires or is revoked. The code itself
+(the secret in the link) is never stored.
+
+SQLite, one file, one writer (the service process).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KINDS = ("link", "join")  # a user's share link; a teacher joining a student's session
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS links (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    server TEXT NOT NULL,
+    code_id TEXT,
+    scopes TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created REAL NOT NULL,
+    expires REAL NOT NULL,
+    revoked REAL,
+    ended REAL
+);
+CREATE INDEX IF NOT EXISTS links_owner ON links (owner, server);
+CREATE TABLE IF NOT EXISTS viewers (
+    link_id TEXT NOT NULL REFERENCES links (id),
+    viewer TEXT NOT NULL,
+    accepted REAL NOT NULL,
+    PRIMARY KEY (link_id, viewer)
+);
+"""
+
+
+@dataclass
+class Link:
+    id: str
+    kind: str
+    owner: str
+    server: str
+    code_id: str | None
+    scopes: list[str]
+    created_by: str
+    created: float
+    expires: float
+    revoked: float | None = None
+    ended: float | None = None
+    viewers: dict[str, float] = field(default_factory=dict)
+
+    def active(self, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return self.revoked is None and self.ended is None and now < self.expires
+
+    def state(self, now: float | None = None) -> str:
+        if self.revoked is not None:
+            return "revoked"
+        if self.ended is not None or not self.active(now):
+            return "expired"
+        return "active"
+
+    def to_json(self, now: float | None = None) -> dict:
+        return {
+            "id": self.id, "kind": self.kind, "owner": self.owner, "server": self.server,
+            "state": self.state(now), "created_by": self.created_by,
+            "created": _iso(self.created), "expires": _iso(self.expires),
+            "revoked": _iso(self.revoked) if self.revoked else None,
+            "viewers": [{"name": v, "accepted": _iso(t)} for v, t in sorted(self.viewers.items())],
+        }
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+class LinkStore:
+    def __init__(self, path: str | Path):
+        self.db = sqlite3.connect(str(path), isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.executescript(SCHEMA)
+
+    def _link(self, row: sqlite3.Row) -> Link:
+        viewers = {r["viewer"]: r["accepted"] for r in
+                   self.db.execute("SELECT viewer, accepted FROM viewers WHERE link_id = ?", (row["id"],))}
+        return Link(id=row["id"], kind=row["kind"], owner=row["owner"], server=row["server"],
+                    code_id=row["code_id"], scopes=json.loads(row["scopes"]), created_by=row["created_by"],
+                    created=row["created"], expires=row["expires"], revoked=row["revoked"],
+                    ended=row["ended"], viewers=viewers)
+
+    def create(self, *, kind: str, owner: str, server: str, scopes: list[str], created_by: str,
+               expires_in: float, code_id: str | None = None, now: float | None = None) -> Link:
+        if kind not in KINDS:
+            raise ValueError(f"unknown link kind {kind!r}")
+        now = time.time() if now is None else now
+        link_id = secrets.token_urlsafe(9)
+        self.db.execute(
+            "INSERT INTO links (id, kind, owner, server, code_id, scopes, created_by, created, expires)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (link_id, kind, owner, server, code_id, json.dumps(scopes), created_by, now, now + expires_in))
+        return self.get(link_id)
+
+    def get(self, link_id: str) -> Link | None:
+        row = self.db.execute("SELECT * FROM links WHERE id = ?", (link_id,)).fetchone()
+        return self._link(row) if row else None
+
+    def for_owner(self, owner: str, *, include_ended: bool = False, now: float | None = None) -> list[Link]:
+        rows = self.db.execute("SELECT * FROM links WHERE owner = ? ORDER BY created DESC", (owner,))
+        links = [self._link(r) for r in rows]
+        return links if include_ended else [link for link in links if link.active(now)]
+
+    def active_for_server(self, owner: str, server: str, now: float | None = None) -> list[Link]:
+        rows = self.db.execute("SELECT * FROM links WHERE owner = ? AND server = ? AND ended IS NULL",
+                               (owner, server))
+        return [link for link in map(self._link, rows) if link.active(now)]
+
+    def add_viewer(self, link_id: str, viewer: str, now: float | None = None) -> bool:
+        """Record that ``viewer`` accepted the link; False if already recorded."""
+        now = time.time() if now is None else now
+        cur = self.db.execute("INSERT OR IGNORE INTO viewers (link_id, viewer, accepted) VALUES (?, ?, ?)",
+                              (link_id, viewer, now))
+        return cur.rowcount == 1
+
+    def revoke(self, link_id: str, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        self.db.execute("UPDATE links SET revoked = ? WHERE id = ? AND revoked IS NULL", (now, link_id))
+
+    def due(self, now: float | None = None) -> list[Link]:
+        """Links whose access must be withdrawn now: revoked or expired, not yet ended."""
+        now = time.time() if now is None else now
+        rows = self.db.execute("SELECT * FROM links WHERE ended IS NULL AND (revoked IS NOT NULL OR expires <= ?)",
+                               (now,))
+        return [self._link(r) for r in rows]
+
+    def owners_with_links(self) -> list[tuple[str, str]]:
+        rows = self.db.execute("SELECT DISTINCT owner, server FROM links WHERE ended IS NULL")
+        return [(r["owner"], r["server"]) for r in rows]
+
+    def end(self, link_id: str, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        self.db.execute("UPDATE links SET ended = ? WHERE id = ?", (now, link_id))

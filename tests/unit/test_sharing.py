@@ -1,0 +1,151 @@
+"""The sharing service's bookkeeping: links, viewers, and withdrawing exactly
+the access a link gave (against a stand-in for the hub's sharing API; the
+e2e tests run it against the real hub)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from slicerhub.sharing import service
+from slicerhub.sharing.hub import read_only_scopes
+from slicerhub.sharing.store import LinkStore
+
+
+class FakeHub:
+    """The hub's share codes and shares for one server, in memory."""
+
+    def __init__(self):
+        self.codes: dict[str, int] = {}  # code id -> exchange count
+        self.granted: dict[str, list[str]] = {}  # viewer -> scopes
+        self.deleted_codes: list[str] = []
+
+    async def share_codes(self, owner, server):
+        return [{"id": cid, "exchange_count": n} for cid, n in self.codes.items()]
+
+    async def delete_share_code(self, owner, server, code_id):
+        self.codes.pop(code_id, None)
+        self.deleted_codes.append(code_id)
+
+    async def shares(self, owner, server):
+        return [{"user": {"name": v}, "scopes": sc} for v, sc in self.granted.items()]
+
+    async def revoke(self, owner, server, viewer, scopes):
+        self.granted.pop(viewer, None)
+
+    def accept(self, code_id, viewer, owner="ann"):
+        self.codes[code_id] += 1
+        self.granted[viewer] = read_only_scopes(owner)
+
+
+@pytest.fixture
+def s(tmp_path):
+    hub = FakeHub()
+    settings = service.Settings(LinkStore(tmp_path / "sharing.sqlite"), hub, default_expiry=3600,
+                                max_expiry=86400, join_expiry=600, courses=[], teacher_groups=[],
+                                audit_log=str(tmp_path / "audit.log"))
+    return settings
+
+
+def _link(s, code_id, expires_in=3600, now=None):
+    s.hub.codes[code_id] = 0
+    return s.store.create(kind="link", owner="ann", server="", scopes=read_only_scopes("ann"),
+                          created_by="ann", expires_in=expires_in, code_id=code_id, now=now)
+
+
+def _audit(s):
+    import json
+
+    return [json.loads(line) for line in open(s.audit_log)]
+
+
+def test_store_round_trip_and_states(s):
+    link = _link(s, "sc_1", now=1000.0)
+    assert s.store.get(link.id).state(now=1001) == "active"
+    assert s.store.get(link.id).state(now=1000 + 3600) == "expired"
+    assert s.store.add_viewer(link.id, "bob") and not s.store.add_viewer(link.id, "bob")
+    s.store.revoke(link.id)
+    got = s.store.get(link.id)
+    assert got.state() == "revoked" and list(got.viewers) == ["bob"]
+    assert [x.id for x in s.store.due()] == [link.id]
+    with pytest.raises(ValueError):
+        s.store.create(kind="admin", owner="ann", server="", scopes=[], created_by="ann", expires_in=60)
+
+
+def test_expired_link_takes_back_its_viewers_access_and_code(s):
+    link = _link(s, "sc_1", expires_in=60, now=0.0)  # long expired
+    s.hub.accept("sc_1", "bob")
+    s.store.add_viewer(link.id, "bob")
+    asyncio.run(service.sweep(s))
+    assert s.hub.granted == {} and s.hub.deleted_codes == ["sc_1"]
+    assert s.store.get(link.id).ended is not None
+    end = [a for a in _audit(s) if a["action"] == "end"]
+    assert end[0]["reason"] == "expired" and end[0]["viewers"] == ["bob"]
+    # Ended links are not looked at again.
+    asyncio.run(service.sweep(s))
+    assert len([a for a in _audit(s) if a["action"] == "end"]) == 1
+
+
+def test_a_viewer_of_two_links_keeps_access_until_both_end(s):
+    short = _link(s, "sc_1", expires_in=60, now=0.0)
+    long = _link(s, "sc_2")
+    for link in (short, long):
+        s.hub.accept(link.code_id, "bob")
+        s.store.add_viewer(link.id, "bob")
+    asyncio.run(service.sweep(s))
+    assert "bob" in s.hub.granted  # still there through the live link
+    s.store.revoke(long.id)
+    asyncio.run(service.sweep(s))
+    assert "bob" not in s.hub.granted
+
+
+def test_acceptance_seen_only_by_the_hub_is_attributed_to_its_link(s):
+    link = _link(s, "sc_1")
+    s.hub.accept("sc_1", "bob")  # bob never came back through accepted/<id>
+    asyncio.run(service.sweep(s))
+    assert list(s.store.get(link.id).viewers) == ["bob"] and "bob" in s.hub.granted
+    assert any(a["action"] == "accept" and a["via"] == "hub" for a in _audit(s))
+    s.store.revoke(link.id)
+    asyncio.run(service.sweep(s))
+    assert s.hub.granted == {}
+
+
+def test_read_only_share_no_link_accounts_for_is_withdrawn(s):
+    _link(s, "sc_1")
+    s.hub.granted["eve"] = read_only_scopes("ann")  # e.g. accepted just before a code expired
+    asyncio.run(service.sweep(s))
+    assert "eve" not in s.hub.granted
+    # A share with more than read (given by other means) is not ours to take back.
+    s.hub.granted["carol"] = read_only_scopes("ann") + ["custom:jupyter_server:execute:*!server=ann/"]
+    asyncio.run(service.sweep(s))
+    assert "carol" in s.hub.granted
+
+
+def test_read_only_scopes_name_one_server():
+    assert read_only_scopes("ann") == ["access:servers!server=ann/", "custom:jupyter_server:read:*!server=ann/"]
+
+
+@pytest.mark.parametrize("text,seconds", [("90", 90), ("30m", 1800), ("8h", 28800), ("1d", 86400), (" 2w ", 1209600)])
+def test_cli_durations(text, seconds):
+    from slicerhub.sharing.client import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "1.5h", "-5m", "3y"])
+def test_cli_bad_durations(text):
+    import argparse
+
+    from slicerhub.sharing.client import parse_duration
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_duration(text)
+
+
+def test_cli_unreachable_hub_is_one_line(capsys):
+    from slicerhub.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["share", "--hub", "http://127.0.0.1:9", "--token", "t", "list"])
+    assert str(e.value).startswith("error: cannot reach the hub")
