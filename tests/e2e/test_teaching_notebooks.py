@@ -240,3 +240,48 @@ def test_segmentation_lab_as_a_voila_app_in_chromium(docker_engine):
             print(f"Voilà: {before_ml} ml -> {after_ml} ml")
         finally:
             driver.quit()
+
+
+# Appended to notebook 03 by the test: the viewer must answer HTTP and its
+# websocket route from the kernel's own loop (top-level await lets it serve).
+WEB_PROBE = r"""
+import asyncio as _asyncio, json as _json, urllib.request as _rq
+
+def _get(path):
+    with _rq.urlopen(f"http://127.0.0.1:{web.port}{path}", timeout=10) as r:
+        return r.status, r.read().decode(errors="replace")
+
+_status, _page = await _asyncio.to_thread(_get, "/")
+print("WEBPROBE " + _json.dumps({"status": _status, "trame": "trame" in _page.lower(),
+                                 "before": float(before.mean()), "after": float(after.mean()),
+                                 "changed": float(abs(before.astype(int) - after.astype(int)).mean()),
+                                 "url": web.url, "html": web._repr_html_()}))
+"""
+
+
+def test_slicer_web_notebook_serves_and_drives_the_viewer(docker_engine, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o777)
+    with _container(docker_engine, ["python", "-c", EXECUTE, f"{MOUNT}/03-slicer-web-from-a-notebook.ipynb",
+                                    WEB_PROBE, "/out/executed.ipynb"],
+                    network_mode="none", volumes={str(out): {"bind": "/out", "mode": "rw"}},
+                    environment={"JUPYTERHUB_SERVICE_PREFIX": "/user/student1/"}) as c:
+        status = c.wait(timeout=150)
+        assert status["StatusCode"] == 0, c.logs(tail=40).decode(errors="replace")
+    nb = nbformat.read(out / "executed.ipynb", as_version=4)
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    errors = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
+    assert not errors, errors
+    text = "".join(o.text for o in outputs if o.output_type == "stream")
+    assert "MNI152-T1 at /user/student1/proxy/" in text, text
+    probe = json.loads(re.search(r"WEBPROBE (.*)", text).group(1))
+    assert probe["status"] == 200 and probe["trame"], probe
+    # The viewer cell shows it through the user's own server, not a bare port.
+    assert re.fullmatch(r"/user/student1/proxy/\d+/", probe["url"])
+    assert f'src="{probe["url"]}"' in probe["html"]
+    html_out = [o for o in nb.cells[3].outputs if "text/html" in o.get("data", {})]
+    assert html_out and "<iframe" in html_out[0]["data"]["text/html"]
+    # Window/level from Python changed the server-side picture, which shows the brain.
+    assert probe["before"] > 5 and probe["changed"] > 5, probe
+    assert "1 volume(s), dimensions (197, 233, 189)" in text
