@@ -108,8 +108,12 @@ def _courses_service(cfg: SlicerHubConfig, python: str, port: int) -> tuple[list
                f"--audit-log={Path(cfg.hub.data_dir).resolve() / 'courses-audit.log'}"]
     command += [f"--course={g}" for g in c.groups]
     command += [f"--teacher-group={g}" for g in _teacher_groups(cfg)]
+    command.append(f"--proxy-url={cfg.hub.bind_url}")
+    # Its OAuth token for a teacher reads (only) that teacher's own server:
+    # publishing from JupyterLab takes the notebook from there.
     service = {"name": "courses", "url": f"http://127.0.0.1:{port}", "command": command,
-               "oauth_no_confirm": True, "display": True}
+               "oauth_no_confirm": True, "display": True,
+               "oauth_client_allowed_scopes": ["access:servers!user", "custom:jupyter_server:read:*!user"]}
     # It reads who is in which group; it gets no access to anyone's server.
     role = {"name": "courses-service", "scopes": COURSES_SERVICE_SCOPES, "services": ["courses"]}
     return [service], [role]

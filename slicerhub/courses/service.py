@@ -5,14 +5,16 @@ service at /services/courses/.
 * ``GET  /api/courses``                        the same as JSON
 * ``POST /api/courses/<course>/apps/<name>``   publish a version (teachers of the course)
 * ``PATCH /api/courses/<course>/apps/<name>``  ``{"hidden": true|false}``: unpublish / show again
+* ``GET|POST /publish``                         teachers: publish a notebook from their own server
+                                                (JupyterLab: File → Publish to a course…)
 * ``GET  /open/<course>/<name>``               open the app with Voilà in the caller's own server
 * ``GET  /thumbnail/<course>/<name>/<N>``      a version's thumbnail
 
 Who is a teacher, and who is in which course, is asked from the hub on every
 request (the service's own token can read users' groups), so a change in LDAP
-counts from the user's next login.  Writes take a token (``Authorization:
-token …``), never the browser cookie alone, so no other site can publish in a
-teacher's name.
+counts from the user's next login.  API writes take a token (``Authorization:
+token …``); the publish form takes the cookie with JupyterHub's xsrf token, so
+no other site can publish in a teacher's name.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from urllib.parse import quote, urlparse
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 
@@ -39,8 +41,10 @@ log = logging.getLogger("slicerhub.courses")
 
 
 class Settings:
-    def __init__(self, store: CourseStore, teacher_groups: list[str], mount_subpath: str, audit_log: str | None):
+    def __init__(self, store: CourseStore, teacher_groups: list[str], mount_subpath: str, audit_log: str | None,
+                 proxy_url: str | None = None):
         self.store = store
+        self.proxy_url = proxy_url  # the hub's public entry, to read a teacher's notebook from their server
         self.teacher_groups = set(teacher_groups)
         self.mount_subpath = mount_subpath.strip("/")  # the courses folder, relative to the home
         self.audit_log = audit_log
@@ -68,6 +72,15 @@ class _Base(HubOAuthenticated, web.RequestHandler):
         courses = groups & set(self.s.store.courses)
         teaches = courses if groups & self.s.teacher_groups else set()
         return name, courses, teaches
+
+    def _publish(self, user, course, name, notebook, title, description, thumbnail=None):
+        try:
+            app = self.s.store.publish(course, name, notebook, by=user, title=title,
+                                       description=description, thumbnail=thumbnail)
+        except PublishError as e:
+            raise web.HTTPError(e.status, str(e)) from None
+        self._audit("publish", user, course=course, app=name, version=app.latest.number)
+        return app
 
     def write_error(self, status_code, **kwargs):
         exc = kwargs.get("exc_info", (None, None))[1]
@@ -134,12 +147,7 @@ class AppAPI(_Base):
                 thumbnail = base64.b64decode(body["thumbnail"], validate=True)
             except (ValueError, TypeError):
                 raise web.HTTPError(400, "'thumbnail' must be base64 (PNG)") from None
-        try:
-            app = self.s.store.publish(course, name, notebook, by=user, title=body.get("title"),
-                                       description=body.get("description"), thumbnail=thumbnail)
-        except PublishError as e:
-            raise web.HTTPError(e.status, str(e)) from None
-        self._audit("publish", user, course=course, app=name, version=app.latest.number)
+        app = self._publish(user, course, name, notebook, body.get("title"), body.get("description"), thumbnail)
         self.set_status(201)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(app.to_json()))
@@ -201,6 +209,73 @@ class Thumbnail(_Viewer):
         self.finish((self.s.store.course_dir(course) / version.thumbnail).read_bytes())
 
 
+class PublishForm(_Base):
+    """Publish a notebook from the teacher's own server (JupyterLab: File → Publish to a course…).
+
+    The service reads the notebook through the proxy with the teacher's own
+    OAuth token (read access to their own server only), so nothing is uploaded
+    from the browser. A browser form: the cookie plus JupyterHub's xsrf token.
+    """
+
+    def check_xsrf_cookie(self):
+        return HubOAuthenticated.check_xsrf_cookie(self)
+
+    def _form(self, teaches: set[str], message: str = "") -> None:
+        esc = html.escape
+        token = self.xsrf_token
+        token = token.decode() if isinstance(token, bytes) else token
+        options = "".join(f'<option value="{c}">{c}</option>' for c in sorted(teaches))
+        path = esc(self.get_argument("path", ""))
+        body = (f"{message}<form method=post><input type=hidden name=_xsrf value=\"{esc(token)}\">"
+                f"<p><label>Course <select name=course>{options}</select></label></p>"
+                f"<p><label>Notebook in your home <input name=path size=50 value=\"{path}\" "
+                "placeholder=\"labs/segmentation.ipynb\"></label></p>"
+                "<p><label>App name <input name=name placeholder=\"seg-lab (default: file name)\"></label></p>"
+                "<p><label>Title <input name=title size=40></label></p>"
+                "<p><label>Description <input name=description size=60></label></p>"
+                "<p><button id=publish type=submit>Publish</button></p></form>")
+        self.finish(PAGE.format(title="Publish to a course", user=esc(self.current_user["name"]), sections=body))
+
+    @web.authenticated
+    async def get(self):
+        _, _, teaches = await self._member()
+        if not teaches:
+            raise web.HTTPError(403, "only teachers publish course apps")
+        self._form(teaches)
+
+    @web.authenticated
+    async def post(self):
+        user, _, teaches = await self._member()
+        course, path = self.get_argument("course", ""), self.get_argument("path", "").strip("/")
+        if course not in teaches:
+            raise web.HTTPError(403, f"only teachers of {course!r} can publish to it")
+        if not path.endswith(".ipynb") or ".." in path.split("/"):
+            raise web.HTTPError(400, "give the path of a notebook (.ipynb) in your home")
+        notebook = await self._read_notebook(user, path)
+        name = self.get_argument("name", "") or path.rsplit("/", 1)[-1][:-6].lower()
+        app = self._publish(user, course, name, notebook, self.get_argument("title", "") or None,
+                            self.get_argument("description", "") or None)
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/courses/")
+        self._form(teaches, f'<p class="done">Published <b>{html.escape(course)}/{app.name}</b> version '
+                            f'{app.latest.number}. <a href="{html.escape(prefix)}">Gallery</a></p>')
+
+    async def _read_notebook(self, user: str, path: str) -> str:
+        if not self.s.proxy_url:
+            raise web.HTTPError(501, "publishing from a server is not configured (--proxy-url)")
+        url = url_path_join(self.s.proxy_url, "user", quote(user), "api/contents", quote(path)) + "?content=1"
+        req = HTTPRequest(url, headers={"Authorization": f"token {self.hub_auth.get_token(self)}"},
+                          follow_redirects=False)
+        try:
+            model = json.loads((await AsyncHTTPClient().fetch(req)).body)
+        except HTTPClientError as e:
+            if e.code == 404:
+                raise web.HTTPError(404, f"no notebook {path!r} in your home") from None
+            raise web.HTTPError(409, f"cannot read {path!r} from your server ({e.code}); is it running?") from None
+        if model.get("type") != "notebook":
+            raise web.HTTPError(400, f"{path!r} is not a notebook")
+        return json.dumps(model["content"])
+
+
 class Gallery(_Base):
     @web.authenticated
     async def get(self):
@@ -228,16 +303,16 @@ class Gallery(_Base):
                             f'<ul>{body}</ul></section>')
         if not sections:
             sections.append("<p>You are not in any course.</p>")
-        self.finish(PAGE.format(user=esc(user), sections="".join(sections)))
+        self.finish(PAGE.format(title="Course apps", user=esc(user), sections="".join(sections)))
 
 
 PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Course apps</title><style>
+<html><head><meta charset="utf-8"><title>{title}</title><style>
 body {{ font-family: sans-serif; margin: 2em; }} ul {{ list-style: none; padding: 0; display: flex;
 flex-wrap: wrap; gap: 1em; }} li.app {{ border: 1px solid #ccc; border-radius: 6px; padding: 1em;
 width: 16em; }} li.app img {{ width: 100%; }} .meta {{ color: #666; font-size: 90%; }}
 .hidden {{ color: #a00; font-size: 70%; }}
-</style></head><body><h1>Course apps</h1><p>Signed in as {user}.</p>{sections}</body></html>
+</style></head><body><h1>{title}</h1><p>Signed in as {user}.</p>{sections}</body></html>
 """
 
 
@@ -249,6 +324,7 @@ def make_app(settings: Settings) -> web.Application:
         (prefix + r"?", Gallery, kw),
         (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
         (url_path_join(prefix, r"api/courses/?"), CoursesAPI, kw),
+        (url_path_join(prefix, r"publish"), PublishForm, kw),
         (url_path_join(prefix, rf"api/courses/{seg}/apps/([^/]+)"), AppAPI, kw),
         (url_path_join(prefix, rf"open/{seg}/([^/]+)"), OpenApp, kw),
         (url_path_join(prefix, rf"thumbnail/{seg}/([^/]+)/(\d+)"), Thumbnail, kw),
@@ -263,12 +339,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mount-subpath", default="courses",
                         help="where the courses folder is in user servers, relative to the home")
     parser.add_argument("--audit-log", help="append one JSON line per publish/unpublish here")
+    parser.add_argument("--proxy-url", help="the hub's public entry (the proxy), to read notebooks from servers")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(asctime)s courses] %(message)s")
     store = CourseStore(args.root, args.course)
     for course in store.courses:
         store.ensure_course(course)
-    app = make_app(Settings(store, args.teacher_group, args.mount_subpath, args.audit_log))
+    app = make_app(Settings(store, args.teacher_group, args.mount_subpath, args.audit_log, args.proxy_url))
     url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
     HTTPServer(app).listen(url.port, url.hostname)
     log.info("courses service on %s, courses %s", url.geturl(), ", ".join(store.courses) or "none")
