@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tests.support.hub import ROOT
 
-from . import burst, desktop, ldap_stall
+from . import burst, desktop, gallery, ldap_stall
 from .harness import busy, machine_state
 
 DEFAULT_SIZES = [50, 100, 200]
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=_sizes, default=None, help="class sizes for the burst (default 50,100,200)")
     parser.add_argument("--quick", action="store_true", help="sizes 10,20 and 6 s stall phases")
-    parser.add_argument("--only", choices=["burst", "stall", "desktop"], default=None)
+    parser.add_argument("--only", choices=["burst", "stall", "desktop", "gallery"], default=None)
     parser.add_argument("--stall-seconds", type=float, default=None, help="length of each stall phase (default 12)")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "results.json")
     parser.add_argument(
@@ -187,6 +187,13 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             results["desktop"] = {"error": f"{type(e).__name__}: {e}"}
 
+    if args.only in (None, "gallery"):
+        try:
+            results["gallery"] = gallery.run(workdir / "gallery")
+        except Exception as e:  # noqa: BLE001 - report and go on to the table
+            traceback.print_exc()
+            results["gallery"] = {"error": f"{type(e).__name__}: {e}"}
+
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     results["machine"]["after"] = machine_state()
 
@@ -196,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         print_stall(results["ldap_stall"])
     if "desktop" in results and "error" not in results["desktop"]:
         desktop.print_desktop(results["desktop"])
+    if "gallery" in results and "error" not in results["gallery"]:
+        gallery.print_gallery(results["gallery"])
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

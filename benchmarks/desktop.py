@@ -21,15 +21,15 @@ from pathlib import Path
 import docker
 import requests
 
-from slicerhub.devenv.images import DEFAULT_TAGS, build_with_parents, ensure_base_image
-from slicerhub.devenv.ldap import Slapd
+from slicerhub.devenv.images import DEFAULT_TAGS
 from slicerhub.devenv.rfb import RFBClient
-from tests.integration.conftest import test_directory
-from tests.support.hub import Hub, free_port, write_config
+
+from .harness import docker_deployment
 
 IMAGE = DEFAULT_TAGS["slicer-core"]
 USER, PASSWORD = "student1", "student1-pw"
-VNC_SOCKET_GLOB = "/tmp/jupyter-server-proxy-*/*"
+# The desktop the single-user server starts (images/base/python/slicerhub_server/desktop.py).
+VNC_SOCKET_GLOB = "/tmp/slicerhub-desktop/desktop.sock"
 
 
 async def _first_slicer_frame(connect, timeout: float = 120.0) -> float:
@@ -114,22 +114,7 @@ def _memory_mb(c) -> float:
 
 
 def run(workdir: Path, stream_seconds: float = 10.0) -> dict:
-    workdir.mkdir(parents=True, exist_ok=True)
-    ensure_base_image()
-    build_with_parents("slicer-core")
-    client = docker.from_env()
-    prefix = f"bench{int(time.time()) % 100000}"
-    ldap = Slapd(workdir / "ldap", test_directory())
-    ldap.start()
-    port = free_port()
-    config = write_config(workdir / "slicerhub.yaml", ldap.port, port,
-                          backend={"docker": {"network": "slicerhub-bench", "remove": False,
-                                              "home_volume": prefix + "-home-{username}",
-                                              "container_prefix": prefix}})
-    hub = Hub(workdir, config, port)
-    results: dict = {}
-    try:
-        hub.start()
+    with docker_deployment(workdir, "bench") as (hub, client, prefix):
         s, _ = hub.login(USER, PASSWORD)
         token = hub.api_token(s)
         auth = {"Authorization": f"token {token}"}
@@ -163,7 +148,7 @@ def run(workdir: Path, stream_seconds: float = 10.0) -> dict:
         stop()
         warm = start_to_first_frame()
         stop()
-        results = {
+        return {
             "first_image": {
                 "docker_run_s": round(baseline, 2), "cold_s": round(cold, 2), "warm_s": round(warm, 2),
                 "cold_ratio": round(cold / baseline, 2), "warm_ratio": round(warm / baseline, 2),
@@ -180,14 +165,6 @@ def run(workdir: Path, stream_seconds: float = 10.0) -> dict:
                           for name, tag in DEFAULT_TAGS.items() if _has_image(client, tag)},
             "idle_session_mb": idle_mb, "goal_idle_mb": 400,
         }
-    finally:
-        hub.stop()
-        ldap.stop()
-        for c in client.containers.list(all=True, filters={"name": prefix}):
-            c.remove(force=True)
-        for v in client.volumes.list(filters={"name": prefix}):
-            v.remove(force=True)
-    return results
 
 
 def _has_image(client, tag) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
@@ -26,6 +27,43 @@ class BenchHub(Hub):
     def __init__(self, workdir: Path, config: Path, port: int, env: dict[str, str] | None = None, args: Sequence[str] = ()):
         pythonpath = os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p)
         super().__init__(workdir, config, port, env={"PYTHONPATH": pythonpath, **(env or {})}, args=args)
+
+
+@contextlib.contextmanager
+def docker_deployment(workdir: Path, name: str, **overrides):
+    """slapd + hub with the real Docker backend on the slicer-core image (built if
+    needed); yields (hub, docker client, container prefix) and removes the run's
+    containers and volumes afterwards."""
+    import docker
+
+    from slicerhub.devenv.images import build_with_parents, ensure_base_image
+    from slicerhub.devenv.ldap import Slapd
+    from tests.integration.conftest import test_directory
+    from tests.support.hub import free_port, write_config
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    ensure_base_image()
+    build_with_parents("slicer-core")
+    client = docker.from_env()
+    prefix = f"{name}{int(time.time()) % 100000}"
+    ldap = Slapd(workdir / "ldap", test_directory())
+    ldap.start()
+    port = free_port()
+    config = write_config(workdir / "slicerhub.yaml", ldap.port, port,
+                          backend={"docker": {"network": "slicerhub-bench", "remove": False,
+                                              "home_volume": prefix + "-home-{username}",
+                                              "container_prefix": prefix}}, **overrides)
+    hub = Hub(workdir, config, port)
+    try:
+        hub.start()
+        yield hub, client, prefix
+    finally:
+        hub.stop()
+        ldap.stop()
+        for c in client.containers.list(all=True, filters={"name": prefix}):
+            c.remove(force=True)
+        for v in client.volumes.list(filters={"name": prefix}):
+            v.remove(force=True)
 
 
 # --------------------------------------------------------------------------
