@@ -29,6 +29,8 @@ def answer(r: requests.Response) -> dict:
     try:
         body = r.json()
     except ValueError:
+        if r.status_code < 400:  # e.g. a login page: not the service's API
+            raise SystemExit(f"error: {r.url} did not answer with JSON (is the hub URL right?)") from None
         body = {"message": r.text[:300]}
     if r.status_code >= 400:
         raise SystemExit(f"error: {r.status_code}: {body.get('message', body)}")

@@ -35,6 +35,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 
+from ..service_auth import api_authenticated
 from .store import CourseStore, PublishError
 
 log = logging.getLogger("slicerhub.courses")
@@ -102,7 +103,7 @@ def _not_found(course: str, name: str | None = None):
 
 
 class CoursesAPI(_Base):
-    @web.authenticated
+    @api_authenticated
     async def get(self):
         name, courses, teaches = await self._member()
         self.set_header("Content-Type", "application/json")
@@ -132,7 +133,7 @@ class AppAPI(_Base):
             raise web.HTTPError(400, "body must be a JSON object")
         return body
 
-    @web.authenticated
+    @api_authenticated
     async def post(self, course: str, name: str):
         user = await self._writer(course, name)
         body = self._body()
@@ -152,7 +153,7 @@ class AppAPI(_Base):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(app.to_json()))
 
-    @web.authenticated
+    @api_authenticated
     async def patch(self, course: str, name: str):
         user = await self._writer(course, name)
         hidden = self._body().get("hidden")

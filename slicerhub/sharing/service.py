@@ -44,6 +44,7 @@ from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop, PeriodicCallback
 
+from ..service_auth import api_authenticated
 from .hub import HubAPI, HubError, read_only_scopes
 from .store import Link, LinkStore
 
@@ -200,13 +201,13 @@ class _Base(HubOAuthenticated, web.RequestHandler):
 
 
 class LinksAPI(_Base):
-    @web.authenticated
+    @api_authenticated
     def get(self):
         links = self.s.store.for_owner(self.current_user["name"], include_ended=bool(self.get_argument("all", "")))
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"links": [link.to_json() for link in links]}))
 
-    @web.authenticated
+    @api_authenticated
     async def post(self):
         try:
             body = json.loads(self.request.body or b"{}")
@@ -221,7 +222,7 @@ class LinksAPI(_Base):
 
 
 class LinkAPI(_Base):
-    @web.authenticated
+    @api_authenticated
     async def delete(self, link_id: str):
         await self._revoke(self._owned(link_id))
         self.set_status(204)
