@@ -71,7 +71,7 @@ def _viewer_token(hub, session):
 
 
 def _sha(hub, token, path):
-    r = server_api(hub, token, OWNER, f"/contents/{path}?content=1&format=text")
+    r = server_api(hub, token, OWNER, f"/contents/{path}?content=1&type=file&format=text")
     assert r.status_code == 200, r.text
     return hashlib.sha256(r.json()["content"].encode()).hexdigest()
 
@@ -106,6 +106,12 @@ def shared(e2e_hub):
     owner_token = hub.api_token(owner, "owner")
     r = server_api(hub, owner_token, OWNER, "/contents/notes.md", "PUT",
                    json={"type": "file", "format": "text", "content": "# my notes\n"})
+    assert r.status_code in (200, 201), r.text
+    nb = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "# Owner's lab notes"},
+                    {"cell_type": "code", "metadata": {}, "source": "x = 41 + 1", "outputs": [],
+                     "execution_count": None}],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    r = server_api(hub, owner_token, OWNER, "/contents/lab.ipynb", "PUT", json={"type": "notebook", "content": nb})
     assert r.status_code in (200, 201), r.text
     # A short link made first: it must be gone by the time the module's last test runs.
     short_made = time.time()
@@ -314,7 +320,7 @@ def test_cli_creates_lists_and_revokes_links(shared):
 
     made = cli("create", "--expires", "10m")
     assert made.returncode == 0, made.stderr
-    link_id = made.stdout.split()[3].rstrip(",")
+    link_id = made.stdout.split()[2].rstrip(",")
     assert made.stdout.strip().splitlines()[-1].startswith(hub.url + "/hub/accept-share?code=")
     listed = cli("list")
     assert re.search(rf"^{re.escape(link_id)}\s+active", listed.stdout, re.M), listed.stdout
@@ -415,3 +421,48 @@ def test_browser_student_shares_and_a_classmate_watches_the_desktop(shared):
         assert "View only" in driver.find_element("id", "view-only").text
     finally:
         driver.quit()
+
+
+def test_browser_viewer_reads_a_notebook_but_cannot_save_it(shared):
+    """The classmate (who accepted a link in the browser test above) opens the
+    owner's notebook in JupyterLab: it shows; an edit saved with Ctrl+S is
+    refused by the server and the file is unchanged."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.keys import Keys
+
+    hub, owner = shared["hub"], shared["owner_token"]
+    before = _sha(hub, owner, "lab.ipynb")
+    driver = browser()
+    try:
+        hub_login(driver, hub, VIEWER, PASSWORDS[VIEWER])
+        driver.get(f"{hub.url}/user/{OWNER}/lab/tree/lab.ipynb")
+        consent = wait_for(lambda: driver.find_elements("css selector", "form button[type=submit], .jp-LabShell"),
+                           90, what="JupyterLab or the consent page")
+        if consent[0].tag_name == "button":
+            consent[0].click()
+        wait_for(lambda: [e for e in driver.find_elements("css selector", ".jp-RenderedMarkdown h1")
+                          if "Owner's lab notes" in e.text], 120, what="the owner's notebook in JupyterLab")
+        page_picture(driver, "shared-notebook-viewer.png")
+        time.sleep(1)  # JupyterLab asks for a kernel (the notebook names none): decline
+        for button in driver.find_elements("css selector", ".jp-Dialog button"):
+            if button.text.strip() == "No Kernel":
+                button.click()
+                break
+        editor = wait_for(lambda: driver.find_elements("css selector", ".jp-CodeCell .cm-content"), 30,
+                          what="the code cell")
+        editor[0].click()
+        editor[0].send_keys(" + 1000")
+        editor[0].send_keys(Keys.CONTROL, "s")
+        # JupyterLab reports the server's refusal.
+        def save_error():
+            try:
+                return [d.text for d in driver.find_elements("css selector", ".jp-Dialog")
+                        if "save" in d.text.lower() or "forbidden" in d.text.lower()]
+            except StaleElementReferenceException:
+                return []
+
+        print("save refused:", wait_for(save_error, 30, what="JupyterLab's save error")[0][:200])
+        page_picture(driver, "shared-notebook-save-refused.png")
+    finally:
+        driver.quit()
+    assert _sha(hub, owner, "lab.ipynb") == before
