@@ -26,16 +26,15 @@ import json
 import logging
 import os
 import secrets
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 
-from ..service_auth import api_authenticated
+from ..hubservice import AuditLog, ServiceHandler, api_authenticated, serve
 from .store import CourseStore, PublishError
 
 log = logging.getLogger("slicerhub.courses")
@@ -45,16 +44,13 @@ class Settings:
     def __init__(self, store: CourseStore, teacher_groups: list[str], mount_subpath: str, audit_log: str | None,
                  proxy_url: str | None = None):
         self.store = store
+        self.audit = AuditLog(audit_log, log)
         self.proxy_url = proxy_url  # the hub's public entry, to read a teacher's notebook from their server
         self.teacher_groups = set(teacher_groups)
         self.mount_subpath = mount_subpath.strip("/")  # the courses folder, relative to the home
-        self.audit_log = audit_log
 
 
-class _Base(HubOAuthenticated, web.RequestHandler):
-    def initialize(self, settings: Settings):
-        self.s = settings
-
+class _Base(ServiceHandler):
     def check_xsrf_cookie(self):
         # API writes require a token header (checked in _writer); reads are safe.
         return
@@ -80,21 +76,9 @@ class _Base(HubOAuthenticated, web.RequestHandler):
                                        description=description, thumbnail=thumbnail)
         except PublishError as e:
             raise web.HTTPError(e.status, str(e)) from None
-        self._audit("publish", user, course=course, app=name, version=app.latest.number)
+        self.s.audit.write("publish", user, course=course, app=name, version=app.latest.number)
         return app
 
-    def write_error(self, status_code, **kwargs):
-        exc = kwargs.get("exc_info", (None, None))[1]
-        message = getattr(exc, "log_message", None) or self._reason
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"status": status_code, "message": message}))
-
-    def _audit(self, action: str, user: str, **fields) -> None:
-        record = {"action": action, "user": user, **fields}
-        log.info("audit %s", json.dumps(record))
-        if self.s.audit_log:
-            with open(self.s.audit_log, "a") as f:
-                f.write(json.dumps(record) + "\n")
 
 
 def _not_found(course: str, name: str | None = None):
@@ -163,7 +147,7 @@ class AppAPI(_Base):
             app = self.s.store.set_hidden(course, name, hidden)
         except PublishError as e:
             raise web.HTTPError(e.status, str(e)) from None
-        self._audit("unpublish" if hidden else "republish", user, course=course, app=name)
+        self.s.audit.write("unpublish" if hidden else "republish", user, course=course, app=name)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(app.to_json()))
 
@@ -223,11 +207,9 @@ class PublishForm(_Base):
 
     def _form(self, teaches: set[str], message: str = "") -> None:
         esc = html.escape
-        token = self.xsrf_token
-        token = token.decode() if isinstance(token, bytes) else token
         options = "".join(f'<option value="{c}">{c}</option>' for c in sorted(teaches))
         path = esc(self.get_argument("path", ""))
-        body = (f"{message}<form method=post><input type=hidden name=_xsrf value=\"{esc(token)}\">"
+        body = (f"{message}<form method=post>{self.xsrf_field()}"
                 f"<p><label>Course <select name=course>{options}</select></label></p>"
                 f"<p><label>Notebook in your home <input name=path size=50 value=\"{path}\" "
                 "placeholder=\"labs/segmentation.ipynb\"></label></p>"
@@ -342,14 +324,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--audit-log", help="append one JSON line per publish/unpublish here")
     parser.add_argument("--proxy-url", help="the hub's public entry (the proxy), to read notebooks from servers")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(asctime)s courses] %(message)s")
     store = CourseStore(args.root, args.course)
     for course in store.courses:
         store.ensure_course(course)
     app = make_app(Settings(store, args.teacher_group, args.mount_subpath, args.audit_log, args.proxy_url))
-    url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
-    HTTPServer(app).listen(url.port, url.hostname)
-    log.info("courses service on %s, courses %s", url.geturl(), ", ".join(store.courses) or "none")
+    url = serve(app, "courses")
+    log.info("courses service on %s, courses %s", url, ", ".join(store.courses) or "none")
     IOLoop.current().start()
 
 

@@ -36,15 +36,14 @@ import json
 import logging
 import os
 import time
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
-from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.services.auth import HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
-from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop, PeriodicCallback
 
-from ..service_auth import api_authenticated
+from ..hubservice import AuditLog, ServiceHandler, api_authenticated, serve
 from .hub import HubAPI, HubError, read_only_scopes
 from .store import Link, LinkStore
 
@@ -58,15 +57,7 @@ class Settings:
         self.store, self.hub = store, hub
         self.default_expiry, self.max_expiry, self.join_expiry = default_expiry, max_expiry, join_expiry
         self.courses, self.teacher_groups = set(courses), set(teacher_groups)
-        self.audit_log = audit_log
-
-    def audit(self, action: str, user: str, **fields) -> None:
-        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "action": action,
-                  "user": user, **fields}
-        log.info("audit %s", json.dumps(record))
-        if self.audit_log:
-            with open(self.audit_log, "a") as f:
-                f.write(json.dumps(record) + "\n")
+        self.audit = AuditLog(audit_log, log)
 
 
 # ------------------------------------------------------------------ withdrawing
@@ -82,7 +73,7 @@ async def withdraw(s: Settings, link: Link, reason: str) -> None:
     for viewer in sorted(set(link.viewers) - still):
         await s.hub.revoke(link.owner, link.server, viewer, link.scopes)
     s.store.end(link.id)
-    s.audit("end", link.owner, link=link.id, kind=link.kind, reason=reason, viewers=sorted(link.viewers))
+    s.audit.write("end", link.owner, link=link.id, kind=link.kind, reason=reason, viewers=sorted(link.viewers))
 
 
 async def reconcile(s: Settings, owner: str, server: str) -> None:
@@ -104,10 +95,10 @@ async def reconcile(s: Settings, owner: str, server: str) -> None:
             link = spare[0]
             s.store.add_viewer(link.id, viewer)
             link.viewers[viewer] = time.time()
-            s.audit("accept", viewer, link=link.id, owner=owner, via="hub")
+            s.audit.write("accept", viewer, link=link.id, owner=owner, via="hub")
         elif set(share.get("scopes", [])) <= read_only:
             await s.hub.revoke(owner, server, viewer, sorted(read_only))
-            s.audit("end", owner, viewers=[viewer], reason="no live link")
+            s.audit.write("end", owner, viewers=[viewer], reason="no live link")
 
 
 async def sweep(s: Settings) -> None:
@@ -128,10 +119,7 @@ async def sweep(s: Settings) -> None:
 # ------------------------------------------------------------------- handlers
 
 
-class _Base(HubOAuthenticated, web.RequestHandler):
-    def initialize(self, settings: Settings):
-        self.s = settings
-
+class _Base(ServiceHandler):
     @property
     def prefix(self) -> str:
         return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/sharing/")
@@ -139,17 +127,6 @@ class _Base(HubOAuthenticated, web.RequestHandler):
     @property
     def hub_base(self) -> str:
         return os.environ.get("JUPYTERHUB_BASE_URL", "/")
-
-    def write_error(self, status_code, **kwargs):
-        exc = kwargs.get("exc_info", (None, None))[1]
-        message = getattr(exc, "log_message", None) or self._reason
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"status": status_code, "message": message}))
-
-    def _xsrf_field(self) -> str:
-        token = self.xsrf_token
-        token = token.decode() if isinstance(token, bytes) else token
-        return f'<input type="hidden" name="_xsrf" value="{html.escape(token)}">'
 
     def _owned(self, link_id: str) -> Link:
         link = self.s.store.get(link_id)
@@ -183,7 +160,7 @@ class _Base(HubOAuthenticated, web.RequestHandler):
                                 f"the hub refused the share: {e.message}") from None
         link = self.s.store.create(kind="link", owner=owner, server=SERVER, scopes=scopes,
                                    created_by=owner, expires_in=expires_in, code_id=code["id"])
-        self.s.audit("create", owner, link=link.id, expires=link.to_json()["expires"])
+        self.s.audit.write("create", owner, link=link.id, expires=link.to_json()["expires"])
         accepted = url_path_join(self.prefix, "accepted", link.id)
         # A full URL to hand over: the hub's public_url if set, else the host
         # this request came in on (the proxy keeps it).
@@ -196,7 +173,7 @@ class _Base(HubOAuthenticated, web.RequestHandler):
         user = self.current_user["name"]
         if link.ended is None:
             self.s.store.revoke(link.id)
-            self.s.audit("revoke", user, link=link.id, owner=link.owner)
+            self.s.audit.write("revoke", user, link=link.id, owner=link.owner)
             await withdraw(self.s, self.s.store.get(link.id), "revoked")
 
 
@@ -254,7 +231,7 @@ class SharePage(_Base):
     def _render(self, created: tuple[Link, str] | None = None) -> None:
         esc = html.escape
         user = self.current_user["name"]
-        xsrf = self._xsrf_field()
+        xsrf = self.xsrf_field()
         parts = []
         if created:
             link, url = created
@@ -309,7 +286,7 @@ class Accepted(_Base):
         if not any(sh.get("user") and sh["user"]["name"] == viewer for sh in shares):
             raise web.HTTPError(403, "accept the link first")
         if self.s.store.add_viewer(link.id, viewer):
-            self.s.audit("accept", viewer, link=link.id, owner=link.owner)
+            self.s.audit.write("accept", viewer, link=link.id, owner=link.owner)
         self.redirect(url_path_join(self.prefix, "view", link.id))
 
 
@@ -350,7 +327,7 @@ class CoursePage(_Teacher):
     async def get(self, course: str):
         _, students = await self._students(course)
         esc = html.escape
-        xsrf = self._xsrf_field()
+        xsrf = self.xsrf_field()
         rows = []
         for student in students:
             model = await self.s.hub.user(student) or {}
@@ -380,7 +357,7 @@ class Join(_Teacher):
         link = self.s.store.create(kind="join", owner=student, server=SERVER, scopes=scopes,
                                    created_by=teacher, expires_in=self.s.join_expiry)
         self.s.store.add_viewer(link.id, teacher)
-        self.s.audit("join", teacher, link=link.id, owner=student, course=course)
+        self.s.audit.write("join", teacher, link=link.id, owner=student, course=course)
         self.redirect(url_path_join(self.prefix, "view", link.id))
 
 
@@ -413,17 +390,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--course", action="append", default=[], help="a course (hub group); repeat")
     parser.add_argument("--teacher-group", action="append", default=[], help="a teachers' group; repeat")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[%(levelname)s %(asctime)s sharing] %(message)s")
     settings = Settings(LinkStore(args.db), HubAPI(os.environ["JUPYTERHUB_API_URL"],
                                                    os.environ["JUPYTERHUB_API_TOKEN"]),
                         default_expiry=args.default_expiry, max_expiry=args.max_expiry,
                         join_expiry=args.join_expiry, courses=args.course,
                         teacher_groups=args.teacher_group, audit_log=args.audit_log)
     app = make_app(settings)
-    url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
-    HTTPServer(app).listen(url.port, url.hostname)
+    url = serve(app, "sharing")
     PeriodicCallback(lambda: sweep(settings), args.sweep_every * 1000).start()
-    log.info("sharing service on %s (sweep every %.0f s)", url.geturl(), args.sweep_every)
+    log.info("sharing service on %s (sweep every %.0f s)", url, args.sweep_every)
     IOLoop.current().start()
 
 

@@ -121,19 +121,25 @@ print("PROBE " + _json.dumps(_states))
 """
 
 
-def test_segmentation_lab_executes_on_the_slicer_kernel(docker_engine, tmp_path):
+def _execute(client, tmp_path, notebook: str, probe: str, **kwargs):
+    """Run NOTEBOOK (+ the PROBE cell) with nbclient in a container without network;
+    return the executed notebook and its code cells' outputs, none of them an error."""
     out = tmp_path / "out"
     out.mkdir()
     out.chmod(0o777)  # written by the container's user
-    with _container(docker_engine, ["python", "-c", EXECUTE, f"{MOUNT}/{LAB}", PROBE, "/out/executed.ipynb"],
-                    network_mode="none", volumes={str(out): {"bind": "/out", "mode": "rw"}}) as c:
+    with _container(client, ["python", "-c", EXECUTE, f"{MOUNT}/{notebook}", probe, "/out/executed.ipynb"],
+                    network_mode="none", volumes={str(out): {"bind": "/out", "mode": "rw"}}, **kwargs) as c:
         status = c.wait(timeout=150)
         assert status["StatusCode"] == 0, c.logs(tail=40).decode(errors="replace")
     nb = nbformat.read(out / "executed.ipynb", as_version=4)
-
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     errors = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
     assert not errors, errors
+    return nb, outputs
+
+
+def test_segmentation_lab_executes_on_the_slicer_kernel(docker_engine, tmp_path):
+    nb, outputs = _execute(docker_engine, tmp_path, LAB, PROBE)
     stderr = [o.text for o in outputs if o.output_type == "stream" and o.name == "stderr"]
     assert not stderr, stderr  # a student sees these in the Voilà page
     text = "".join(o.text for o in outputs if o.output_type == "stream")
@@ -260,19 +266,8 @@ print("WEBPROBE " + _json.dumps({"status": _status, "trame": "trame" in _page.lo
 
 
 def test_slicer_web_notebook_serves_and_drives_the_viewer(docker_engine, tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    out.chmod(0o777)
-    with _container(docker_engine, ["python", "-c", EXECUTE, f"{MOUNT}/03-slicer-web-from-a-notebook.ipynb",
-                                    WEB_PROBE, "/out/executed.ipynb"],
-                    network_mode="none", volumes={str(out): {"bind": "/out", "mode": "rw"}},
-                    environment={"JUPYTERHUB_SERVICE_PREFIX": "/user/student1/"}) as c:
-        status = c.wait(timeout=150)
-        assert status["StatusCode"] == 0, c.logs(tail=40).decode(errors="replace")
-    nb = nbformat.read(out / "executed.ipynb", as_version=4)
-    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
-    errors = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
-    assert not errors, errors
+    nb, outputs = _execute(docker_engine, tmp_path, "03-slicer-web-from-a-notebook.ipynb", WEB_PROBE,
+                           environment={"JUPYTERHUB_SERVICE_PREFIX": "/user/student1/"})
     text = "".join(o.text for o in outputs if o.output_type == "stream")
     assert "MNI152-T1 at /user/student1/proxy/" in text, text
     probe = json.loads(re.search(r"WEBPROBE (.*)", text).group(1))

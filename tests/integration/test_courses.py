@@ -13,7 +13,6 @@ import nbformat
 import pytest
 import requests
 
-from tests.support.hub import ROOT
 
 API = "/services/courses/api/courses"
 

@@ -57,7 +57,7 @@ def _link(s, code_id, expires_in=3600, now=None):
 def _audit(s):
     import json
 
-    return [json.loads(line) for line in open(s.audit_log)]
+    return [json.loads(line) for line in open(s.audit.path)]
 
 
 def test_store_round_trip_and_states(s):

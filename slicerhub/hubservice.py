@@ -1,0 +1,72 @@
+"""What SlicerHub's hub services (courses, sharing) share: a handler base with
+JSON errors, REST authentication without login redirects, the audit log, and
+listening where the hub says."""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import logging
+import os
+import time
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubOAuthenticated
+from tornado import web
+from tornado.httpserver import HTTPServer
+
+
+def api_authenticated(method):
+    """Like tornado's ``web.authenticated``, but a missing or bad token is a 403
+    with a JSON message, never a redirect to the login page (clients are scripts)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if not self.current_user:
+            raise web.HTTPError(403, "a valid hub API token is needed (Authorization: token …)")
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+class ServiceHandler(HubOAuthenticated, web.RequestHandler):
+    """Signed in through the hub (OAuth cookie or API token); errors as JSON."""
+
+    def initialize(self, settings):
+        self.s = settings
+
+    def write_error(self, status_code, **kwargs):
+        exc = kwargs.get("exc_info", (None, None))[1]
+        message = getattr(exc, "log_message", None) or self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": status_code, "message": message}))
+
+    def xsrf_field(self) -> str:
+        """JupyterHub's xsrf token as a hidden form field (cookie-authenticated forms)."""
+        token = self.xsrf_token
+        token = token.decode() if isinstance(token, bytes) else token
+        return f'<input type="hidden" name="_xsrf" value="{html.escape(token)}">'
+
+
+class AuditLog:
+    """One JSON line per event, with the time, to a file and the service's log."""
+
+    def __init__(self, path: str | None, log: logging.Logger):
+        self.path, self.log = path, log
+
+    def write(self, action: str, user: str, **fields) -> None:
+        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "action": action,
+                  "user": user, **fields}
+        self.log.info("audit %s", json.dumps(record))
+        if self.path:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def serve(app: web.Application, name: str) -> str:
+    """Log like the hub, listen on $JUPYTERHUB_SERVICE_URL; returns that URL."""
+    logging.basicConfig(level=logging.INFO, format=f"[%(levelname)s %(asctime)s {name}] %(message)s")
+    url = urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
+    HTTPServer(app).listen(url.port, url.hostname)
+    return url.geturl()
