@@ -24,7 +24,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.support.browser import browser
+from tests.support.browser import browser, wait_for
 from tests.support.hub import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -60,16 +60,6 @@ def _container(client, command, *, volumes=None, **kwargs):
         raise
     finally:
         c.remove(force=True)
-
-
-def _wait(predicate, timeout=90, interval=0.5, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _volume(label_html: str) -> tuple[float, int]:
@@ -201,7 +191,7 @@ def test_segmentation_lab_as_a_voila_app_in_chromium(docker_engine):
         binding = c.ports["8866/tcp"][0]
         assert binding["HostIp"] == "127.0.0.1", c.ports
         base = f"http://127.0.0.1:{binding['HostPort']}"
-        _wait(lambda: b"running at" in c.logs(), 60, what="Voilà to start")
+        wait_for(lambda: b"running at" in c.logs(), 60, what="Voilà to start")
         assert requests.get(base + "/", timeout=10, allow_redirects=False).status_code in (302, 403)  # token
 
         driver = browser(1280, 1100)
@@ -217,7 +207,7 @@ def test_segmentation_lab_as_a_voila_app_in_chromium(docker_engine):
                 loaded = driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth;", images[0])
                 return (images[0], labels[0]) if loaded and " ml" in labels[0].text else None
 
-            image, label = _wait(ready, 90, what="the lab's widgets in Voilà")
+            image, label = wait_for(ready, 90, what="the lab's widgets in Voilà")
             driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", image)
             time.sleep(0.5)  # let the page settle after scrolling
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -234,13 +224,13 @@ def test_segmentation_lab_as_a_voila_app_in_chromium(docker_engine):
             handle = find(".slicerhub-threshold .noUi-handle-lower")[0]
             handle.send_keys(Keys.PAGE_DOWN * 4)
 
-            after_text = _wait(lambda: label.text if label.text != before_text else None, 30,
+            after_text = wait_for(lambda: label.text if label.text != before_text else None, 30,
                                what="the volume label to follow the threshold")
             after_ml = float(VOLUME_RE.search(after_text).group(1))
             assert after_ml > before_ml, (before_text, after_text)
             readout = find(".slicerhub-threshold .widget-readout")[0].text
             assert re.findall(r"\d+", readout) == ["170", "255"], readout
-            _wait(lambda: image.get_attribute("src") != before_src, 30, what="a new slice picture")
+            wait_for(lambda: image.get_attribute("src") != before_src, 30, what="a new slice picture")
             time.sleep(0.5)
             driver.get_screenshot_as_file(str(ARTIFACTS / "voila-segmentation-lab-threshold-170.png"))
             print(f"Voilà: {before_ml} ml -> {after_ml} ml")
