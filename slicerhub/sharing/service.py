@@ -74,6 +74,12 @@ async def withdraw(s: Settings, link: Link, reason: str) -> None:
         await s.hub.revoke(link.owner, link.server, viewer, link.scopes)
     s.store.end(link.id)
     s.audit.write("end", link.owner, link=link.id, kind=link.kind, reason=reason, viewers=sorted(link.viewers))
+    # A viewer who accepted but was not seen yet (never reached accepted/<id>)
+    # loses the share now too, even when this was the server's last link.
+    try:
+        await reconcile(s, link.owner, link.server)
+    except HubError as e:
+        log.warning("cannot reconcile %s/%s after ending link %s: %s", link.owner, link.server, link.id, e.message)
 
 
 async def reconcile(s: Settings, owner: str, server: str) -> None:
@@ -84,8 +90,12 @@ async def reconcile(s: Settings, owner: str, server: str) -> None:
                if sh.get("user") and sh["user"]["name"] not in known]
     if not unknown:
         return
-    exchanges = {c["id"]: c.get("exchange_count", 0) for c in await s.hub.share_codes(owner, server)}
     read_only = set(read_only_scopes(owner, server))
+    # Shares with more than read access were not made by links: the owner's own decision.
+    unknown = [sh for sh in unknown if set(sh.get("scopes", [])) <= read_only]
+    if not unknown:
+        return
+    exchanges = {c["id"]: c.get("exchange_count", 0) for c in await s.hub.share_codes(owner, server)}
     for share in unknown:
         viewer = share["user"]["name"]
         # A link whose code was used more often than we saw viewers arrive.
@@ -96,7 +106,7 @@ async def reconcile(s: Settings, owner: str, server: str) -> None:
             s.store.add_viewer(link.id, viewer)
             link.viewers[viewer] = time.time()
             s.audit.write("accept", viewer, link=link.id, owner=owner, via="hub")
-        elif set(share.get("scopes", [])) <= read_only:
+        else:
             await s.hub.revoke(owner, server, viewer, sorted(read_only))
             s.audit.write("end", owner, viewers=[viewer], reason="no live link")
 
@@ -285,6 +295,13 @@ class Accepted(_Base):
         shares = await self.s.hub.shares(link.owner, link.server)
         if not any(sh.get("user") and sh["user"]["name"] == viewer for sh in shares):
             raise web.HTTPError(403, "accept the link first")
+        if viewer not in link.viewers:
+            # Only as many viewers as this link's code was exchanged: a share that came
+            # through another link does not make its holder a viewer of this one.
+            used = {c["id"]: c.get("exchange_count", 0)
+                    for c in await self.s.hub.share_codes(link.owner, link.server)}
+            if used.get(link.code_id, 0) <= len(link.viewers):
+                raise web.HTTPError(403, "accept this link first")
         if self.s.store.add_viewer(link.id, viewer):
             self.s.audit.write("accept", viewer, link=link.id, owner=link.owner)
         self.redirect(url_path_join(self.prefix, "view", link.id))

@@ -10,6 +10,7 @@ revocation and expiry take the access away, open websockets included.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -266,6 +267,15 @@ def test_desktop_view_ignores_keyboard_mouse_and_clipboard(shared, docker_client
 
 def test_outsiders_and_forged_codes_are_refused(shared):
     hub = shared["hub"]
+    # Voilà's static file route is plain tornado (no login): the image gives it nothing to serve.
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
+    r = server_api(hub, shared["owner_token"], OWNER, "/contents/scan.png", "PUT",
+                   json={"type": "file", "format": "base64", "content": png})
+    assert r.status_code in (200, 201), r.text
+    for headers in ({}, {"Authorization": f"token {shared['viewer_token']}"}):
+        r = requests.get(f"{hub.url}/user/{OWNER}/voila/files/scan.png", headers=headers, timeout=30,
+                         allow_redirects=False)
+        assert r.status_code != 200 and b"PNG" not in r.content, r.status_code
     mover = _session(hub, "mover")
     r = mover.get(hub.url + "/hub/accept-share", params={"code": "forged-" + "x" * 20}, timeout=30)
     assert r.status_code == 404

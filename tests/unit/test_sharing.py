@@ -149,3 +149,24 @@ def test_cli_unreachable_hub_is_one_line(capsys):
     with pytest.raises(SystemExit) as e:
         main(["share", "--hub", "http://127.0.0.1:9", "--token", "t", "list"])
     assert str(e.value).startswith("error: cannot reach the hub")
+
+
+def test_revoking_the_last_link_also_takes_back_an_unseen_acceptance(s):
+    link = _link(s, "sc_1")
+    s.hub.accept("sc_1", "bob")  # accepted on the hub, never seen by the service
+    s.store.revoke(link.id)
+    asyncio.run(service.withdraw(s, s.store.get(link.id), "revoked"))
+    assert s.hub.granted == {}
+    # Nothing is left for later sweeps to find: the server has no live link.
+    assert s.store.owners_with_links() == []
+
+
+def test_a_richer_share_is_never_attributed_to_a_link(s):
+    link = _link(s, "sc_1")
+    s.hub.codes["sc_1"] = 1  # a spare exchange…
+    s.hub.granted["carol"] = read_only_scopes("ann") + ["custom:jupyter_server:execute:*!server=ann/"]
+    asyncio.run(service.sweep(s))
+    assert s.store.get(link.id).viewers == {}  # …not used for a share links do not make
+    s.store.revoke(link.id)
+    asyncio.run(service.sweep(s))
+    assert "carol" in s.hub.granted

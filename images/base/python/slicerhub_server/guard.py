@@ -6,7 +6,9 @@
 * ``ReadOnlyGuard``: JupyterHub's identity provider plus a route check. Every
   Jupyter handler, including those that only check login (jupyter-server-proxy,
   Voilà, the remote desktop), asks the identity provider who the caller is,
-  so this is the one place that sees every request. A caller below
+  so this is the one place that sees every Jupyter handler. (Plain tornado
+  handlers never ask: Voilà's ``voila/files/`` static handler is one, and the
+  image's config gives it an empty allowlist.) A caller below
   ``execute`` gets ``policy.viewer_may`` routes only, and their websockets are
   re-checked against the hub every few seconds, so a revoked or expired share
   closes an open desktop view too.
@@ -95,8 +97,9 @@ class ReadOnlyGuard(JupyterHubIdentityProvider):
             try:
                 hub_user = await self.hub_auth.user_for_token(token, use_cache=False, sync=False)
             except Exception:
-                self.log.exception("read-only: could not re-check a viewer's access; keeping it for now")
-                continue
+                # Fail closed: a viewer whose access cannot be confirmed reconnects later.
+                self.log.exception("read-only: could not re-check a viewer's access; closing")
+                hub_user = None
             # Access to this server (what a share gives) and a level in it.
             if (not hub_user or not self.hub_auth.check_scopes(self.hub_auth.access_scopes, hub_user)
                     or level_of(self.hub_auth, hub_user) is None):
