@@ -165,46 +165,30 @@ def main(argv: list[str] | None = None) -> int:
     if busy(before):
         print("  warning: the machine is busy (1-min load > half the cores): figures may be contaminated")
     started = time.monotonic()
+    # (--only name, results key, run, print): each runs in turn, a failure is reported and the rest go on.
+    benchmarks = [
+        ("burst", "burst", lambda: burst.run(sizes, workdir / "burst", hub_args=args.hub_arg), print_burst),
+        ("stall", "ldap_stall",
+         lambda: ldap_stall.run(workdir / "stall", seconds=stall_seconds, hub_args=args.hub_arg), print_stall),
+        ("desktop", "desktop", lambda: desktop.run(workdir / "desktop"), desktop.print_desktop),
+        ("gallery", "gallery", lambda: gallery.run(workdir / "gallery"), gallery.print_gallery),
+    ]
     failed = False
-    if args.only in (None, "burst"):
-        try:
-            results["burst"] = burst.run(sizes, workdir / "burst", hub_args=args.hub_arg)
-        except Exception as e:  # noqa: BLE001
-            failed = True
-            results["burst"] = {"error": f"{type(e).__name__}: {e}"}
-            traceback.print_exc()
-    if args.only in (None, "stall"):
-        try:
-            results["ldap_stall"] = ldap_stall.run(workdir / "stall", seconds=stall_seconds, hub_args=args.hub_arg)
-        except Exception as e:  # noqa: BLE001
-            failed = True
-            results["ldap_stall"] = {"error": f"{type(e).__name__}: {e}"}
-            traceback.print_exc()
-    if args.only in (None, "desktop"):
-        try:
-            results["desktop"] = desktop.run(workdir / "desktop")
-        except Exception as e:  # noqa: BLE001 - report and go on to the table
-            traceback.print_exc()
-            results["desktop"] = {"error": f"{type(e).__name__}: {e}"}
-
-    if args.only in (None, "gallery"):
-        try:
-            results["gallery"] = gallery.run(workdir / "gallery")
-        except Exception as e:  # noqa: BLE001 - report and go on to the table
-            traceback.print_exc()
-            results["gallery"] = {"error": f"{type(e).__name__}: {e}"}
+    for name, key, run, _ in benchmarks:
+        if args.only in (None, name):
+            try:
+                results[key] = run()
+            except Exception as e:  # noqa: BLE001 - report and go on to the table
+                failed = True
+                results[key] = {"error": f"{type(e).__name__}: {e}"}
+                traceback.print_exc()
 
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     results["machine"]["after"] = machine_state()
 
-    if "burst" in results and "error" not in results["burst"]:
-        print_burst(results["burst"])
-    if "ldap_stall" in results and "error" not in results["ldap_stall"]:
-        print_stall(results["ldap_stall"])
-    if "desktop" in results and "error" not in results["desktop"]:
-        desktop.print_desktop(results["desktop"])
-    if "gallery" in results and "error" not in results["gallery"]:
-        gallery.print_gallery(results["gallery"])
+    for _, key, _, show in benchmarks:
+        if key in results and "error" not in results[key]:
+            show(results[key])
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
