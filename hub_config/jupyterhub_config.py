@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from slicerhub.config import ConfigError, load_config
+from slicerhub.runtime.programs import hub_ip, hub_tokens
 from slicerhub.traitlets_config import apply, to_traitlets
 
 c = get_config()  # noqa: F821 (provided by JupyterHub)
@@ -22,10 +23,10 @@ except ConfigError as e:
 
 hub_connect_ip = None
 if cfg.backend.type == "docker" and not cfg.backend.docker.hub_connect_ip:
-    from slicerhub.spawners.docker import ensure_network
-
     # Containers reach the hub API on their network's gateway address.
-    hub_connect_ip = ensure_network(cfg.backend.docker.network)
+    hub_connect_ip = hub_ip(cfg)
 
 Path(cfg.hub.data_dir).mkdir(parents=True, exist_ok=True)
-apply(c, to_traitlets(cfg, python=sys.executable, hub_connect_ip=hub_connect_ip))
+# The proxy and the services run beside the hub (`slicerhub run`); these
+# tokens, shared through files under data_dir, let the hub reach them.
+apply(c, to_traitlets(cfg, hub_connect_ip=hub_connect_ip, tokens=hub_tokens(cfg)))

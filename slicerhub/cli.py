@@ -1,5 +1,5 @@
 """`slicerhub` command line: check a deployment file, show what it becomes;
-publish course apps (`slicerhub apps`); share your session read-only
+run its processes (`slicerhub run`, `slicerhub systemd`); publish course apps (`slicerhub apps`); share your session read-only
 (`slicerhub share`)."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _traitlets(args) -> int:
     except ConfigError as e:
         print("\n".join([f"{e.source}:", *e.messages]), file=sys.stderr)
         return 1
-    traits = to_traitlets(cfg, python=sys.executable, hub_connect_ip=args.hub_connect_ip)
+    traits = to_traitlets(cfg, hub_connect_ip=args.hub_connect_ip)
     print(json.dumps(traits, indent=2, default=str))
     return 0
 
@@ -54,13 +54,23 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_traitlets)
     p = csub.add_parser("schema", help="print the JSON Schema of deployment files")
     p.set_defaults(func=_schema)
+    from .runtime.launch import add_parsers as add_runtime_parsers
+
+    add_runtime_parsers(sub)
     from .courses.client import add_parser as add_apps_parser
 
     add_apps_parser(sub)
     from .sharing.client import add_parser as add_share_parser
 
     add_share_parser(sub)
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `slicerhub run hub --config F -- --JupyterHub.x=y`: the rest is jupyterhub's.
+    passthrough = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    if passthrough:
+        if args.command != "run":
+            parser.error("options after -- are only for `slicerhub run hub`")
+        args.hub_args = passthrough
     import requests
 
     try:

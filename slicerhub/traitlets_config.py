@@ -7,11 +7,13 @@ reads nothing from disk or the network, so the tests check it directly.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .config import SlicerHubConfig, group_name
 
 AUTHENTICATOR = "slicerhub.auth.SlicerLDAPAuthenticator"
+# SlicerHub's pages in front of JupyterHub's own (the queue page for HTTP 429).
+TEMPLATES = str(Path(__file__).resolve().with_name("templates"))
 SPAWNERS = {
     "docker": "slicerhub.spawners.docker.SlicerDockerSpawner",
     "kubernetes": "slicerhub.spawners.kube.SlicerKubeSpawner",
@@ -20,6 +22,7 @@ CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:se
 # Teachers see who is in which group (their courses); they get no server access here.
 TEACHER_SCOPES = ["read:users:name", "read:users:groups", "read:groups"]
 COURSES_SERVICE_SCOPES = ["read:users:name", "read:users:groups"]
+COURSES_OAUTH_SCOPES = ["access:servers!user", "custom:jupyter_server:read:*!user"]
 
 # Levels inside a user's server, checked by the image's scoped authorizer and
 # route guard (images/base/python/slicerhub_server): owners execute, viewers
@@ -99,40 +102,32 @@ def _spawner(cfg: SlicerHubConfig) -> dict[str, Any]:
     }
 
 
-def _courses_service(cfg: SlicerHubConfig, python: str, port: int) -> tuple[list[dict], list[dict]]:
-    c = cfg.courses
-    if not c.groups:
+def _service(name: str, tokens: Mapping[str, str] | None, **fields: Any) -> dict[str, Any]:
+    """An external service: its process runs beside the hub (slicerhub.runtime),
+    not as the hub's child, so a hub restart neither stops nor orphans it."""
+    service = {"name": name, **fields}
+    if tokens is not None:
+        service["api_token"] = tokens[name]
+    return service
+
+
+def _courses_service(cfg: SlicerHubConfig, tokens) -> tuple[list[dict], list[dict]]:
+    if not cfg.courses.groups:
         return [], []
-    command = [python, "-m", "slicerhub.courses.service", f"--root={Path(c.root).resolve()}",
-               "--mount-subpath=" + c.mount_path.removeprefix(cfg.storage.home_path.rstrip("/") + "/"),
-               f"--audit-log={Path(cfg.hub.data_dir).resolve() / 'courses-audit.log'}"]
-    command += [f"--course={g}" for g in c.groups]
-    command += [f"--teacher-group={g}" for g in _teacher_groups(cfg)]
-    command.append(f"--proxy-url={cfg.hub.bind_url}")
     # Its OAuth token for a teacher reads (only) that teacher's own server:
     # publishing from JupyterLab takes the notebook from there.
-    service = {"name": "courses", "url": f"http://127.0.0.1:{port}", "command": command,
-               "oauth_no_confirm": True, "display": True,
-               "oauth_client_allowed_scopes": ["access:servers!user", "custom:jupyter_server:read:*!user"]}
+    service = _service("courses", tokens, url=service_url(cfg, "courses"), oauth_no_confirm=True, display=True,
+                       oauth_client_allowed_scopes=COURSES_OAUTH_SCOPES)
     # It reads who is in which group; it gets no access to anyone's server.
     role = {"name": "courses-service", "scopes": COURSES_SERVICE_SCOPES, "services": ["courses"]}
     return [service], [role]
 
 
-def _sharing_service(cfg: SlicerHubConfig, python: str, port: int) -> tuple[list[dict], list[dict]]:
-    sh = cfg.sharing
-    if not sh.enabled:
+def _sharing_service(cfg: SlicerHubConfig, tokens) -> tuple[list[dict], list[dict]]:
+    if not cfg.sharing.enabled:
         return [], []
-    data = Path(cfg.hub.data_dir).resolve()
-    command = [python, "-m", "slicerhub.sharing.service", f"--db={data / 'sharing.sqlite'}",
-               f"--audit-log={data / 'sharing-audit.log'}", f"--default-expiry={sh.default_expiry}",
-               f"--max-expiry={sh.max_expiry}", f"--join-expiry={sh.join_expiry}",
-               f"--sweep-every={sh.sweep_every}"]
-    command += [f"--course={g}" for g in cfg.courses.groups]
-    command += [f"--teacher-group={g}" for g in _teacher_groups(cfg)]
-    service = {"name": "sharing", "url": f"http://127.0.0.1:{port}", "command": command,
-               "oauth_no_confirm": True, "display": True,
-               "oauth_client_allowed_scopes": SHARING_OAUTH_SCOPES}
+    service = _service("sharing", tokens, url=service_url(cfg, "sharing"), oauth_no_confirm=True, display=True,
+                       oauth_client_allowed_scopes=SHARING_OAUTH_SCOPES)
     # Teachers join their courses' sessions read-only: the service may grant
     # exactly that, on servers of the course's members.
     course_scopes = [s for g in cfg.courses.groups
@@ -188,41 +183,46 @@ def _backend(cfg: SlicerHubConfig, hub_connect_ip: str | None) -> dict[str, dict
     return {"SlicerKubeSpawner": kube, "JupyterHub": {"hub_ip": "0.0.0.0"}}
 
 
-def _culler(cfg: SlicerHubConfig, python: str) -> tuple[list[dict], list[dict]]:
-    c = cfg.culler
-    if not c.enabled:
+def _culler(cfg: SlicerHubConfig, tokens) -> tuple[list[dict], list[dict]]:
+    if not cfg.culler.enabled:
         return [], []
-    service = {
-        "name": "idle-culler",
-        "command": [
-            python,
-            "-m",
-            "jupyterhub_idle_culler",
-            f"--timeout={c.timeout}",
-            f"--cull-every={c.every}",
-            f"--max-age={c.max_age}",
-            f"--concurrency={c.concurrency}",
-        ],
-    }
     role = {"name": "idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]}
-    return [service], [role]
+    return [_service("idle-culler", tokens)], [role]
+
+
+def service_url(cfg: SlicerHubConfig, name: str) -> str:
+    """Where a SlicerHub service listens (127.0.0.1 only; users reach it through the proxy)."""
+    port = {"courses": cfg.hub.courses_port, "sharing": cfg.hub.sharing_port}[name]
+    return f"http://127.0.0.1:{port}"
+
+
+def service_names(cfg: SlicerHubConfig) -> list[str]:
+    """The hub services this deployment runs, in start order."""
+    names = ["idle-culler"] if cfg.culler.enabled else []
+    if cfg.courses.groups:
+        names.append("courses")
+    if cfg.sharing.enabled:
+        names.append("sharing")
+    return names
 
 
 def to_traitlets(
-    cfg: SlicerHubConfig, *, python: str, hub_connect_ip: str | None = None
+    cfg: SlicerHubConfig, *, hub_connect_ip: str | None = None, tokens: Mapping[str, str] | None = None
 ) -> dict[str, dict[str, Any]]:
     """Map a validated deployment to `{ConfigurableClass: {trait: value}}`.
 
-    `python` is the interpreter that runs hub services (the culler);
     `hub_connect_ip` is the address user containers reach the hub API on,
     found at start-up (Docker network gateway) unless the file sets one.
+    `tokens` holds the secrets shared with the separately run processes:
+    "proxy" (the proxy's API) and one per service name; without it (printing,
+    tests) no secret appears in the result.
     """
     data_dir = Path(cfg.hub.data_dir)
-    services, roles = _culler(cfg, python)
-    course_services, course_roles = _courses_service(cfg, python, cfg.hub.courses_port)
+    services, roles = _culler(cfg, tokens)
+    course_services, course_roles = _courses_service(cfg, tokens)
     services += course_services
     roles += course_roles
-    sharing_services, sharing_roles = _sharing_service(cfg, python, cfg.hub.sharing_port)
+    sharing_services, sharing_roles = _sharing_service(cfg, tokens)
     services += sharing_services
     roles += sharing_roles
     roles.append(_user_role(cfg))
@@ -238,23 +238,37 @@ def to_traitlets(
         "cookie_secret_file": str(data_dir / "jupyterhub_cookie_secret"),
         "hub_port": cfg.hub.api_port,
         "concurrent_spawn_limit": cfg.hub.concurrent_spawn_limit,
+        # A start refused by that limit (429) is told to come back in a few seconds
+        # (JupyterHub's 30-60 s is longer than a start takes); the trait is not
+        # configurable in JupyterHub 6, its tornado setting is.
+        "tornado_settings": {"spawn_throttle_retry_range": tuple(cfg.hub.spawn_retry_seconds)},
+        # The queue page (429.html) and the spawn form that retries by itself.
+        "template_paths": [TEMPLATES],
+        "template_vars": {"slicerhub_spawn_retry_seconds": list(cfg.hub.spawn_retry_seconds)},
         "log_level": cfg.hub.log_level,
         "services": services,
         "load_roles": roles,
         "custom_scopes": CUSTOM_SCOPES,
         # A link into a stopped server (a course app) starts it after a moment.
         "implicit_spawn_seconds": 2,
+        # A hub restart (upgrade, config change, crash) costs nobody their
+        # session: servers keep running and are resumed from the database, and
+        # the proxy is a process of its own that keeps every route and websocket.
+        "cleanup_servers": False,
+        "cleanup_proxy": False,
     }
     backend = _backend(cfg, hub_connect_ip)
     hub.update(backend.pop("JupyterHub"))
+    # Started by the supervisor (`slicerhub run proxy`), never by the hub.
+    proxy: dict[str, Any] = {"api_url": f"http://127.0.0.1:{cfg.hub.proxy_api_port}", "should_start": False}
+    if tokens is not None:
+        proxy["auth_token"] = tokens["proxy"]
     return {
         "JupyterHub": hub,
         "Authenticator": {"manage_groups": True},
-        "ConfigurableHTTPProxy": {
-            "api_url": f"http://127.0.0.1:{cfg.hub.proxy_api_port}",
-            "pid_file": str(data_dir / "jupyterhub-proxy.pid"),
-        },
-        "SlicerLDAPAuthenticator": _ldap(cfg),
+        "ConfigurableHTTPProxy": proxy,
+        "SlicerLDAPAuthenticator": {**_ldap(cfg), "concurrent_login_limit": cfg.hub.concurrent_login_limit,
+                                    "login_queue_timeout": cfg.hub.login_queue_seconds},
         "Spawner": {"default_url": "/lab", "start_timeout": 120, "http_timeout": 60,
                     "oauth_client_allowed_scopes": SERVER_OAUTH_SCOPES},
         "SlicerSpawner": _spawner(cfg),

@@ -1,9 +1,11 @@
 """`make demo`: the whole platform on one machine with its embedded defaults.
 
 Starts the demo LDAP directory (hub_config/demo-directory.yaml), makes sure the
-Docker engine and the user image are there, then runs JupyterHub with
-hub_config/demo.yaml in the foreground. Ctrl-C stops everything it started;
-running it again reuses the directory, images, volumes and hub database.
+Docker engine and the user image are there, then runs the proxy, JupyterHub
+and its services with hub_config/demo.yaml under supervisord, the way a
+production machine runs them under systemd, and shows the hub's log.
+Ctrl-C stops everything it started (users' containers too); running it again
+reuses the directory, images, volumes and hub database.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import argparse
 import os
 import signal
 import socket
-import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -22,6 +24,7 @@ from ..config import ConfigError, parse_config
 from .docker_engine import ensure_docker_engine
 from .images import build_with_parents, ensure_base_image
 from .ldap import Directory, Slapd
+from .stack import Stack, stop_leftover
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = ROOT / "var"
@@ -45,6 +48,7 @@ def demo_config(port: int, ldap_port: int) -> Path:
     data = yaml.safe_load((ROOT / "hub_config" / "demo.yaml").read_text())
     data["hub"]["bind_url"] = f"http://127.0.0.1:{port}"
     data["hub"]["data_dir"] = str(VAR / "hub")
+    data["courses"]["root"] = str(VAR / "courses")
     data["ldap"]["port"] = ldap_port
     parse_config(data, "hub_config/demo.yaml")  # fail here, not inside the hub
     path = VAR / "demo" / "slicerhub.yaml"
@@ -75,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
 
+    stop_leftover(VAR / "demo")  # from a demo that was killed, not stopped
     for name, port, var in (("hub", args.port, "PORT"), ("LDAP directory", args.ldap_port, "LDAP_PORT")):
         if not port_free(port):
             print(f"Port {port} for the {name} is in use; choose another: make demo {var}=<port>", file=sys.stderr)
@@ -97,40 +102,53 @@ def main(argv: list[str] | None = None) -> int:
     say(f"Demo LDAP directory on ldap://127.0.0.1:{args.ldap_port}")
     ldap = Slapd(VAR / "ldap", directory, port=args.ldap_port)
     ldap.start()
-    hub = None
+    # The proxy, the hub and its services as separate supervised processes,
+    # as in production (slicerhub.runtime): `kill -9` of the hub is survived.
+    stack = Stack(VAR / "demo", config)
     try:
-        say(f"JupyterHub on http://127.0.0.1:{args.port} (Ctrl-C stops the demo)")
+        say(f"Proxy, JupyterHub and services (logs in {stack.workdir.relative_to(ROOT)}/)")
+        stack.start()
+        say(f"SlicerHub on {stack.url} (Ctrl-C stops the demo)")
         print("\n  Demo accounts (for this demo only; never use them elsewhere):\n")
         print(accounts_table(directory) + "\n", flush=True)
-        env = {
-            **os.environ,
-            "SLICERHUB_CONFIG": str(config),
-            "PATH": os.pathsep.join([str(ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent),
-                                     os.environ.get("PATH", "")]),
-        }
-        hub = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(ROOT / "hub_config" / "jupyterhub_config.py")],
-            cwd=ROOT,
-            env=env,
-            # Its own session: Ctrl-C reaches only us, and we stop the hub once,
-            # in order (services, then user servers, then the proxy).
-            start_new_session=True,
-        )
-        return hub.wait()
+        follow(stack)
+        return 0
     except KeyboardInterrupt:
         return 0
     finally:
-        # Stop the hub before anything that could fail (even printing, if
-        # stdout is gone): it then stops user servers and the proxy itself.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan anything
+        # A second Ctrl-C must not orphan anything.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if hub and hub.poll() is None:
-            hub.send_signal(signal.SIGINT)
-            try:
-                hub.wait(60)
-            except subprocess.TimeoutExpired:
-                hub.kill()
+        stack.stop()
+        stop_user_containers(yaml.safe_load(config.read_text()))
         ldap.stop()
+
+
+def follow(stack: Stack) -> None:
+    """Show the hub's log as it grows, until Ctrl-C (or supervisord ends)."""
+    with open(stack.log_path, errors="replace") as log:
+        while stack.proc.poll() is None:
+            line = log.readline()
+            if line:
+                print(line, end="", flush=True)
+            else:
+                time.sleep(0.3)
+
+
+def stop_user_containers(data: dict) -> None:
+    """The demo leaves nothing running: its users' containers stop too (homes
+    are volumes and stay). A real deployment keeps them across hub restarts."""
+    import docker
+
+    prefix = data["backend"]["docker"].get("container_prefix", "slicerhub") + "-"
+    try:
+        client = docker.from_env()
+        for c in client.containers.list(filters={"label": "org.slicerhub.user"}):
+            if c.name.startswith(prefix):
+                say(f"Stopping {c.name}")
+                c.stop(timeout=10)
+    except docker.errors.DockerException as e:
+        print(f"could not stop the demo's containers: {e}", file=sys.stderr)
 
 
 if __name__ == "__main__":

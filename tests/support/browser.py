@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import io
-import time
 
 from PIL import Image
 
+from slicerhub.wait import wait_for  # noqa: F401 (the tests import it from here)
 from tests.support.hub import ROOT
 
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
@@ -22,17 +22,6 @@ def browser(width: int = 1280, height: int = 900):
                 f"--window-size={width},{height}"):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-
-
-def wait_for(predicate, timeout=90, interval=0.5, what="condition"):
-    """Poll PREDICATE until it returns something true; return that."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def page_picture(driver, name: str) -> Image.Image:

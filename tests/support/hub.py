@@ -1,19 +1,17 @@
-"""Run a real JupyterHub (with configurable-http-proxy) for tests and benchmarks."""
+"""Run a real SlicerHub (proxy, JupyterHub, services) for tests and benchmarks."""
 
 from __future__ import annotations
 
 import copy
-import os
 import re
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import requests
 import yaml
+
+from slicerhub.devenv.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 HUB_CONFIG = ROOT / "hub_config" / "jupyterhub_config.py"
@@ -67,8 +65,10 @@ def write_config(path: Path, ldap_port: int, hub_port: int, **overrides: Any) ->
     return path
 
 
-class Hub:
-    """A JupyterHub process on loopback, logging to `workdir/jupyterhub.log`."""
+class Hub(Stack):
+    """SlicerHub as it runs in production (proxy, hub and services as separate
+    supervised processes, slicerhub.devenv.stack), on loopback, for tests and
+    benchmarks; the hub logs to `workdir/jupyterhub.log`."""
 
     def __init__(
         self,
@@ -78,68 +78,9 @@ class Hub:
         env: dict[str, str] | None = None,
         args: list[str] | tuple[str, ...] = (),
     ):
-        self.workdir = workdir
-        self.config = config
+        super().__init__(workdir, config, env=env, hub_args=args)
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self.log_path = workdir / "jupyterhub.log"
-        self.env = env or {}
-        self.args = list(args)  # extra jupyterhub command-line options
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 60) -> "Hub":
-        env = {
-            **os.environ,
-            "SLICERHUB_CONFIG": str(self.config),
-            # configurable-http-proxy from package.json, the venv's jupyterhub.
-            "PATH": os.pathsep.join(
-                [str(ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent), os.environ["PATH"]]
-            ),
-            "PYTHONUNBUFFERED": "1",
-            **self.env,
-        }
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG), *self.args],
-            cwd=self.workdir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyterhub exited ({self.proc.returncode}):\n{self.log_tail()}")
-            try:
-                if requests.get(self.url + "/hub/health", timeout=2).ok:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"jupyterhub did not answer in {timeout}s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait()
-
-    def log_tail(self, n: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
-    def __enter__(self) -> "Hub":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        assert self.url == f"http://127.0.0.1:{port}", "the config's hub.bind_url must be on this port"
 
     # --- acting as a person with a browser ------------------------------
 

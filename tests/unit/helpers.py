@@ -39,7 +39,7 @@ def demo_config(**changes) -> SlicerHubConfig:
 def traitlets_config(cfg: SlicerHubConfig, *, hub_connect_ip: str | None = "172.18.0.1") -> Config:
     """A real traitlets Config, filled the way jupyterhub_config.py fills `c`."""
     c = Config()
-    apply(c, to_traitlets(cfg, python="/usr/bin/python3", hub_connect_ip=hub_connect_ip))
+    apply(c, to_traitlets(cfg, hub_connect_ip=hub_connect_ip))
     return c
 
 

@@ -10,7 +10,6 @@ import pytest
 from jupyterhub.app import JupyterHub
 from jupyterhub.roles import _validate_role_name
 from jupyterhub.scopes import _check_scopes_exist
-from jupyterhub_idle_culler import IdleCuller
 from traitlets.config import Config
 from traitlets.utils.importstring import import_item
 
@@ -18,10 +17,7 @@ from slicerhub.auth import SlicerLDAPAuthenticator
 from slicerhub.config import load_config, parse_config
 from slicerhub.traitlets_config import apply, to_traitlets
 
-from .helpers import ADMINS_DN, ANAT_DN, DEMO, STUDENTS_DN, TEACHERS_DN, demo_data, traitlets_config
-
-PY = "/opt/slicerhub/bin/python"
-
+from .helpers import ADMINS_DN, ANAT_DN, DEMO, STUDENTS_DN, TEACHERS_DN, demo_config, demo_data, traitlets_config
 
 @pytest.fixture(scope="module")
 def demo():
@@ -30,7 +26,7 @@ def demo():
 
 @pytest.fixture(scope="module")
 def traits(demo):
-    return to_traitlets(demo, python=PY, hub_connect_ip="172.18.0.1")
+    return to_traitlets(demo, hub_connect_ip="172.18.0.1")
 
 
 def kube_config(**kubernetes):
@@ -56,8 +52,8 @@ def lookup_config(password_file="/run/secrets/ldap-pw", **ldap):
 
 
 def test_is_pure_and_json_serializable(demo):
-    a = to_traitlets(demo, python=PY, hub_connect_ip="10.0.0.1")
-    b = to_traitlets(demo, python=PY, hub_connect_ip="10.0.0.1")
+    a = to_traitlets(demo, hub_connect_ip="10.0.0.1")
+    b = to_traitlets(demo, hub_connect_ip="10.0.0.1")
     assert a == b
     assert json.loads(json.dumps(a)) == a
     assert set(a) == {
@@ -78,7 +74,7 @@ def test_class_strings_are_importable(traits):
     from slicerhub.spawners.base import SlicerSpawner
 
     assert issubclass(spawner, SlicerSpawner) and issubclass(SlicerSpawner, Spawner)
-    kube = import_item(to_traitlets(kube_config(), python=PY)["JupyterHub"]["spawner_class"])
+    kube = import_item(to_traitlets(kube_config())["JupyterHub"]["spawner_class"])
     assert kube.__name__ == "SlicerKubeSpawner" and issubclass(kube, SlicerSpawner)
 
 
@@ -90,11 +86,10 @@ def test_hub_settings(traits):
     assert hub["concurrent_spawn_limit"] == 100
     assert hub["log_level"] == "INFO"
     assert hub["hub_port"] == 8081
-    assert traits["ConfigurableHTTPProxy"] == {
-        "api_url": "http://127.0.0.1:8001",
-        # Kept with the hub's state, not in whatever directory the hub started in.
-        "pid_file": "var/hub/jupyterhub-proxy.pid",
-    }
+    # The proxy is a process of its own (slicerhub run proxy): the hub neither
+    # starts it nor stops it, and leaves every user's server running when it stops.
+    assert traits["ConfigurableHTTPProxy"] == {"api_url": "http://127.0.0.1:8001", "should_start": False}
+    assert (hub["cleanup_servers"], hub["cleanup_proxy"]) == (False, False)
     assert traits["Authenticator"] == {"manage_groups": True}
     assert traits["Spawner"]["default_url"] == "/lab"
 
@@ -105,7 +100,7 @@ def test_hub_settings(traits):
 def test_hub_ports_from_file():
     data = demo_data()
     data["hub"].update(api_port=18081, proxy_api_port=18001, data_dir="/srv/slicerhub", log_level="DEBUG")
-    traits = to_traitlets(parse_config(data), python=PY)
+    traits = to_traitlets(parse_config(data))
     assert traits["JupyterHub"]["hub_port"] == 18081
     assert traits["ConfigurableHTTPProxy"]["api_url"] == "http://127.0.0.1:18001"
     assert traits["JupyterHub"]["db_url"] == "sqlite:////srv/slicerhub/jupyterhub.sqlite"
@@ -136,7 +131,7 @@ def test_ldap_optional_settings():
         group_search_filter="(member={userdn})",
         timeouts={"connect": 2, "receive": 3, "login": 7},
     )
-    ldap = to_traitlets(parse_config(data), python=PY)["SlicerLDAPAuthenticator"]
+    ldap = to_traitlets(parse_config(data))["SlicerLDAPAuthenticator"]
     assert "server_port" not in ldap  # upstream picks 636 for on_connect
     assert ldap["tls_strategy"] == "on_connect"
     assert ldap["tls_kwargs"] == {"ca_certs_file": "/etc/ssl/campus-ca.pem"}
@@ -145,7 +140,7 @@ def test_ldap_optional_settings():
 
 
 def test_lookup_mode_mapping():
-    ldap = to_traitlets(lookup_config(), python=PY)["SlicerLDAPAuthenticator"]
+    ldap = to_traitlets(lookup_config())["SlicerLDAPAuthenticator"]
     assert "bind_dn_template" not in ldap
     assert ldap["lookup_dn"] is True
     assert ldap["user_search_base"] == "ou=people,dc=slicerhub,dc=test"
@@ -160,7 +155,7 @@ def test_lookup_without_service_account_binds_anonymously():
     data = demo_data()
     del data["ldap"]["bind_dn_template"]
     data["ldap"]["lookup"] = {"search_base": "ou=people,dc=slicerhub,dc=test"}
-    ldap = to_traitlets(parse_config(data), python=PY)["SlicerLDAPAuthenticator"]
+    ldap = to_traitlets(parse_config(data))["SlicerLDAPAuthenticator"]
     assert ldap["lookup_dn"] is True and ldap["user_attribute"] == "uid"
     assert "lookup_dn_search_user" not in ldap
     assert "lookup_dn_search_password_file" not in ldap
@@ -197,20 +192,17 @@ def _culler(traits):
     return service
 
 
-def test_culler_service(traits):
-    service = _culler(traits)
-    assert service["name"] == "idle-culler"
-    cmd = service["command"]
-    assert cmd[:3] == [PY, "-m", "jupyterhub_idle_culler"]
-    assert "--timeout=3600" in cmd and "--cull-every=300" in cmd
-    assert "api_token" not in service  # JupyterHub issues the service token itself
-
-
-def test_culler_command_parses_with_the_real_culler(traits):
-    service = _culler(traits)
-    culler = IdleCuller()
-    culler.parse_command_line(service["command"][3:])
-    assert (culler.timeout, culler.cull_every, culler.max_age, culler.concurrency) == (3600, 300, 0, 10)
+def test_services_are_external_and_get_their_tokens_only_when_given(traits):
+    # Run beside the hub (slicerhub.runtime), so no command: a hub restart
+    # neither stops nor orphans them.
+    services = traits["JupyterHub"]["services"]
+    assert [s["name"] for s in services] == ["idle-culler", "courses", "sharing"]
+    assert all("command" not in s and "api_token" not in s for s in services)
+    tokens = {"proxy": "p" * 64, "idle-culler": "c" * 64, "courses": "o" * 64, "sharing": "s" * 64}
+    given = to_traitlets(demo_config(), hub_connect_ip="172.18.0.1", tokens=tokens)
+    assert {s["name"]: s["api_token"] for s in given["JupyterHub"]["services"]} == {
+        "idle-culler": "c" * 64, "courses": "o" * 64, "sharing": "s" * 64}
+    assert given["ConfigurableHTTPProxy"]["auth_token"] == "p" * 64
 
 
 def test_culler_role_has_exactly_its_scopes_and_not_admin(traits):
@@ -230,7 +222,7 @@ def test_culler_role_has_exactly_its_scopes_and_not_admin(traits):
 def test_culler_disabled():
     data = demo_data()
     data["culler"] = {"enabled": False}
-    hub = to_traitlets(parse_config(data), python=PY)["JupyterHub"]
+    hub = to_traitlets(parse_config(data))["JupyterHub"]
     assert [s["name"] for s in hub["services"]] == ["courses", "sharing"]
     assert [r["name"] for r in hub["load_roles"]] == ["courses-service", "sharing-service", "user", "teacher"]
 
@@ -248,14 +240,14 @@ def test_teacher_role_bound_to_teacher_groups(traits):
 def test_teacher_role_with_several_groups_and_none():
     data = demo_data()
     data["ldap"]["groups"]["teachers"] = [TEACHERS_DN, "cn=tutors,ou=groups,dc=slicerhub,dc=test"]
-    roles = {r["name"]: r for r in to_traitlets(parse_config(data), python=PY)["JupyterHub"]["load_roles"]}
+    roles = {r["name"]: r for r in to_traitlets(parse_config(data))["JupyterHub"]["load_roles"]}
     assert roles["teacher"]["groups"] == ["teachers", "tutors"]
 
     data = demo_data()
     data["ldap"]["groups"]["teachers"] = []
     for p in data["profiles"]:
         p["groups"] = []
-    roles = to_traitlets(parse_config(data), python=PY)["JupyterHub"]["load_roles"]
+    roles = to_traitlets(parse_config(data))["JupyterHub"]["load_roles"]
     assert [r["name"] for r in roles] == ["idle-culler", "courses-service", "sharing-service", "user"]
 
 
@@ -275,7 +267,7 @@ def test_spawner_profiles_and_storage(traits, demo):
 def test_no_courses_is_an_empty_dict_and_no_service():
     data = demo_data()
     del data["courses"]
-    traits = to_traitlets(parse_config(data), python=PY)
+    traits = to_traitlets(parse_config(data))
     assert traits["SlicerSpawner"]["courses"] == {}
     assert "courses" not in [s["name"] for s in traits["JupyterHub"]["services"]]
 
@@ -284,10 +276,6 @@ def test_courses_service_and_its_role(traits):
     hub = traits["JupyterHub"]
     (service,) = [s for s in hub["services"] if s["name"] == "courses"]
     assert service["url"] == "http://127.0.0.1:8002"
-    cmd = service["command"]
-    assert cmd[:3] == [PY, "-m", "slicerhub.courses.service"]
-    assert "--course=anat101" in cmd and "--teacher-group=teachers" in cmd
-    assert "--mount-subpath=courses" in cmd
     (role,) = [r for r in hub["load_roles"] if r["name"] == "courses-service"]
     # It reads group membership and nothing else: no server access.
     assert role == {"name": "courses-service", "scopes": ["read:users:name", "read:users:groups"],
@@ -302,8 +290,6 @@ def test_sharing_service_scopes(traits):
     hub = traits["JupyterHub"]
     (service,) = [s for s in hub["services"] if s["name"] == "sharing"]
     assert service["url"] == "http://127.0.0.1:8003"
-    assert service["command"][:3] == [PY, "-m", "slicerhub.sharing.service"]
-    assert "--course=anat101" in service["command"] and "--sweep-every=5.0" in service["command"]
     # Its OAuth token acts for the signed-in user: links are made with the owner's permission.
     assert all(s.endswith("!user") for s in service["oauth_client_allowed_scopes"])
     (role,) = [r for r in hub["load_roles"] if r["name"] == "sharing-service"]
@@ -322,7 +308,7 @@ def test_sharing_service_scopes(traits):
 def test_sharing_disabled():
     data = demo_data()
     data["sharing"] = {"enabled": False}
-    hub = to_traitlets(parse_config(data), python=PY)["JupyterHub"]
+    hub = to_traitlets(parse_config(data))["JupyterHub"]
     assert "sharing" not in [s["name"] for s in hub["services"]]
     user = next(r for r in hub["load_roles"] if r["name"] == "user")
     assert "access:services!service=sharing" not in user["scopes"]
@@ -343,31 +329,31 @@ def test_docker_settings_from_file():
     data = demo_data()
     data["backend"]["docker"].update(network="labnet", remove=False, home_volume="home-{username}",
                                      container_prefix="lab")
-    d = to_traitlets(parse_config(data), python=PY)["SlicerDockerSpawner"]
+    d = to_traitlets(parse_config(data))["SlicerDockerSpawner"]
     assert d == {"network_name": "labnet", "remove": False, "home_volume": "home-{username}", "prefix": "lab"}
 
 
 def test_docker_host_becomes_client_kwargs():
     data = demo_data()
     data["backend"]["docker"]["docker_host"] = "tcp://10.1.2.3:2376"
-    d = to_traitlets(parse_config(data), python=PY)["SlicerDockerSpawner"]
+    d = to_traitlets(parse_config(data))["SlicerDockerSpawner"]
     assert d["client_kwargs"] == {"base_url": "tcp://10.1.2.3:2376"}
 
 
 def test_docker_hub_connect_ip_from_argument(demo):
-    hub = to_traitlets(demo, python=PY, hub_connect_ip="172.18.0.1")["JupyterHub"]
+    hub = to_traitlets(demo, hub_connect_ip="172.18.0.1")["JupyterHub"]
     assert hub["hub_ip"] == "172.18.0.1" and hub["hub_connect_ip"] == "172.18.0.1"
 
 
 def test_docker_hub_connect_ip_from_file_wins_over_argument():
     data = demo_data()
     data["backend"]["docker"]["hub_connect_ip"] = "10.10.0.1"
-    hub = to_traitlets(parse_config(data), python=PY, hub_connect_ip="172.18.0.1")["JupyterHub"]
+    hub = to_traitlets(parse_config(data), hub_connect_ip="172.18.0.1")["JupyterHub"]
     assert hub["hub_ip"] == "10.10.0.1" and hub["hub_connect_ip"] == "10.10.0.1"
 
 
 def test_docker_without_any_connect_ip_leaves_hub_ip_alone(demo):
-    hub = to_traitlets(demo, python=PY)["JupyterHub"]
+    hub = to_traitlets(demo)["JupyterHub"]
     assert "hub_ip" not in hub and "hub_connect_ip" not in hub
 
 
@@ -375,7 +361,7 @@ def test_kubernetes_backend():
     cfg = kube_config(namespace="slicer-lab", storage_class="fast-ssd", home_size="25Gi",
                       gpu_node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"},
                       gpu_toleration=False)
-    traits = to_traitlets(cfg, python=PY, hub_connect_ip="172.18.0.1")
+    traits = to_traitlets(cfg, hub_connect_ip="172.18.0.1")
     assert traits["JupyterHub"]["spawner_class"] == "slicerhub.spawners.kube.SlicerKubeSpawner"
     assert traits["JupyterHub"]["hub_ip"] == "0.0.0.0"
     # The docker gateway address means nothing in a cluster.
@@ -391,7 +377,7 @@ def test_kubernetes_backend():
 
 
 def test_kubernetes_defaults():
-    k = to_traitlets(kube_config(), python=PY)["SlicerKubeSpawner"]
+    k = to_traitlets(kube_config())["SlicerKubeSpawner"]
     assert k["namespace"] == "slicerhub" and k["storage_capacity"] == "10Gi"
     assert k["gpu_toleration"] is True and k["gpu_node_selector"] == {}
     assert "storage_class" not in k
