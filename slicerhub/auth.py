@@ -6,18 +6,37 @@ What this adds to the upstream class:
   loop (upstream runs them inline in `async def authenticate`);
 - login names are checked before they reach LDAP (slicerhub.usernames);
 - the LDAP groups a user is in are synced into JupyterHub groups at every login
-  (Authenticator.manage_groups), and admin rights come from groups.
+  (Authenticator.manage_groups), and admin rights come from groups;
+- StartTLS and LDAPS verify the directory's certificate (chain and host name;
+  upstream and ldap3 verify nothing by default), and a login that fails on TLS,
+  a password LDAP cannot carry or any other LDAP error gets a clear 4xx/503
+  message instead of a 500.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import math
+import re
+import ssl
+import stringprep
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import ldap3
-from ldap3.core.exceptions import LDAPBindError, LDAPCommunicationError, LDAPSocketOpenError
+from ldap3.core.exceptions import (
+    LDAPBindError,
+    LDAPCertificateError,
+    LDAPCommunicationError,
+    LDAPException,
+    LDAPPasswordIsMandatoryError,
+    LDAPSASLPrepError,
+    LDAPSSLConfigurationError,
+    LDAPStartTLSError,
+)
+from ldap3.core.tls import check_hostname as ldap3_check_hostname
+from ldap3.protocol.sasl.sasl import validate_simple_password
 from ldapauthenticator import LDAPAuthenticator
 from ldapauthenticator.ldapauthenticator import TlsStrategy
 from tornado import web
@@ -30,6 +49,216 @@ DIRECTORY_DOWN = (
     "The sign-in directory (LDAP) is not answering right now. "
     "Nothing is wrong with your account: please try again in a minute."
 )
+
+
+# --- TLS to the directory, and what a failed login tells the person -------------
+
+CERTIFICATE_UNTRUSTED = (
+    "The hub could not verify the sign-in directory's (LDAP) certificate, so your password was "
+    "not sent. Nothing is wrong with your account: please tell the administrator."
+)
+CERTIFICATE_WRONG_HOST = (
+    "The sign-in directory's (LDAP) certificate is not valid for the address the hub uses to "
+    "reach it, so your password was not sent. Nothing is wrong with your account: please tell "
+    "the administrator."
+)
+TLS_FAILED = (
+    "The hub could not set up an encrypted connection to the sign-in directory (LDAP), so your "
+    "password was not sent. Nothing is wrong with your account: please tell the administrator."
+)
+DIRECTORY_ERROR = (
+    "The sign-in directory (LDAP) gave an unexpected answer. Please try again in a minute; "
+    "if it keeps happening, tell the administrator."
+)
+MAX_PASSWORD_LENGTH = 1024
+PASSWORD_TOO_LONG = f"Passwords are at most {MAX_PASSWORD_LENGTH} characters long."
+PASSWORD_NOT_TEXT = "Enter your password as text."
+PASSWORD_UNUSABLE = (
+    "Your password contains {what}, which cannot be sent to the sign-in directory. "
+    "Such characters often come with copy and paste: type the password by hand and try again."
+)
+
+# OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH.
+_NAME_MISMATCH_CODES = (62, 64)
+
+
+class DirectoryCertificateError(ssl.SSLCertVerificationError):
+    """The directory's certificate chain is not trusted (wrong or missing CA, expired...)."""
+
+
+class DirectoryHostnameMismatch(DirectoryCertificateError):
+    """The certificate is valid but not for the host name or address we connected to."""
+
+
+class VerifiedTls(ldap3.Tls):
+    """ldap3's Tls, but the directory's certificate is always verified, by OpenSSL.
+
+    ldap3.Tls defaults to `validate=ssl.CERT_NONE` (no verification at all), and
+    upstream ldapauthenticator passes `Tls(**tls_kwargs)` as is. Even with
+    CERT_REQUIRED, ldap3 turns OpenSSL's host name check off and matches names
+    itself after the handshake with `ssl.match_hostname` (deprecated; removed
+    in Python 3.12, where ldap3 falls back to a copy that refuses IP addresses
+    and trusts the subject CN). Here the chain and the name (DNS name or IP
+    address in subjectAltName) are checked during the handshake, against the
+    CA bundle in `ca_certs_file`/`ca_certs_path`/`ca_certs_data` or, when none
+    is given, the system's CAs.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs["validate"] = ssl.CERT_REQUIRED
+        super().__init__(**kwargs)
+        self._context: ssl.SSLContext | None = None
+
+    def context(self) -> ssl.SSLContext:
+        if self._context is not None:
+            return self._context
+        cas = {"cafile": self.ca_certs_file, "capath": self.ca_certs_path, "cadata": self.ca_certs_data}
+        if self.version is None:
+            # Loads the system CAs only when no CA is given.
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, **cas)
+        else:
+            ctx = ssl.SSLContext(self.version)
+            if any(cas.values()):
+                ctx.load_verify_locations(**cas)
+            else:
+                ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        # Extra accepted names (valid_names) are matched by ldap3 after the handshake.
+        ctx.check_hostname = not self.valid_names
+        if self.certificate_file:
+            ctx.load_cert_chain(self.certificate_file, keyfile=self.private_key_file,
+                                password=self.private_key_password)
+        for option in self.ssl_options:
+            ctx.options |= option
+        if self.ciphers:
+            ctx.set_ciphers(self.ciphers)
+        self._context = ctx
+        return ctx
+
+    def wrap_socket(self, connection, do_handshake=False):
+        host = self.sni or connection.server.host
+        try:
+            wrapped = self.context().wrap_socket(
+                connection.socket, server_side=False, server_hostname=host,
+                do_handshake_on_connect=do_handshake,
+            )
+        except ssl.SSLCertVerificationError as e:
+            kind = DirectoryHostnameMismatch if e.verify_code in _NAME_MISMATCH_CODES else DirectoryCertificateError
+            raise kind(f"{e.verify_message} (server {host}:{connection.server.port})") from e
+        if do_handshake and self.valid_names:
+            ldap3_check_hostname(wrapped, connection.server.host, self.valid_names)
+        connection.socket = wrapped
+
+
+def _exception_chain(exc: BaseException):
+    """exc, what caused it, and what ldap3 tucked into its args (one error per address tried)."""
+    seen, todo = set(), [exc]
+    while todo:
+        e = todo.pop(0)
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        yield e
+        todo += [e.__cause__, e.__context__]
+        for arg in e.args:
+            items = arg if isinstance(arg, (list, tuple)) else [arg]
+            for item in items:
+                if isinstance(item, tuple):
+                    todo += [x for x in item if isinstance(x, BaseException)]
+                elif isinstance(item, BaseException):
+                    todo.append(item)
+
+
+_TUPLE_REPR = re.compile(r"""\(((['"]).*\2),\)""", re.S)
+
+
+def _plain_text(e: BaseException) -> str:
+    """str(e) without the ('...',) reprs ldap3 nests when it re-raises an error."""
+    text = str(e)
+    for _ in range(8):
+        m = _TUPLE_REPR.search(text)
+        if not m:
+            break
+        try:
+            inner = ast.literal_eval(m.group(1))
+        except (ValueError, SyntaxError):
+            break
+        text = text[: m.start()] + str(inner) + text[m.end():]
+    return text
+
+
+def _is_name_mismatch(e: BaseException) -> bool:
+    return isinstance(e, (DirectoryHostnameMismatch, LDAPCertificateError)) or (
+        isinstance(e, ssl.SSLCertVerificationError) and getattr(e, "verify_code", None) in _NAME_MISMATCH_CODES
+    )
+
+
+def login_failure(exc: BaseException) -> tuple[int, str, str]:
+    """(HTTP status, message for the person, reason for the log) for an
+    exception from a login's LDAP work.
+
+    Certificate problems come first (ldap3 wraps them into socket and StartTLS
+    errors), then a directory that is down or silent, then other TLS failures
+    (StartTLS refused, no common protocol, unreadable CA file), then anything
+    else LDAP said. The reason quotes the innermost matching error.
+    """
+    chain = list(_exception_chain(exc))
+
+    def reason(label: str, test) -> str:
+        found = [e for e in chain if test(e)] or [exc]
+        text = _plain_text(found[-1]) or "no answer within the login timeout"
+        return f"{label}: {found[-1].__class__.__name__}: {text}"
+
+    if any(_is_name_mismatch(e) for e in chain):
+        return 503, CERTIFICATE_WRONG_HOST, reason("certificate not valid for this host", _is_name_mismatch)
+    untrusted = lambda e: isinstance(e, ssl.SSLCertVerificationError)  # noqa: E731
+    if any(untrusted(e) for e in chain):
+        return 503, CERTIFICATE_UNTRUSTED, reason("certificate not trusted", untrusted)
+    down = lambda e: isinstance(e, OSError) and not isinstance(e, ssl.SSLError)  # noqa: E731 (timeouts too)
+    if any(down(e) for e in chain):
+        return 503, DIRECTORY_DOWN, reason("directory unreachable", down)
+    tls = lambda e: isinstance(e, (ssl.SSLError, LDAPStartTLSError, LDAPSSLConfigurationError))  # noqa: E731
+    if any(tls(e) for e in chain):
+        return 503, TLS_FAILED, reason("TLS failed", tls)
+    comm = lambda e: isinstance(e, LDAPCommunicationError)  # noqa: E731
+    if any(comm(e) for e in chain):
+        return 503, DIRECTORY_DOWN, reason("directory unreachable", comm)
+    return 503, DIRECTORY_ERROR, reason("unexpected error", lambda e: True)
+
+
+def _unusable_characters(password: str) -> str:
+    """What kind of character SASLprep refused, in words (never the password itself)."""
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in password):
+        return "a broken character (half of a surrogate pair)"
+    if any(stringprep.in_table_c21(c) or stringprep.in_table_c22(c) for c in password):
+        return "a control character (such as a tab or a line break)"
+    if any(stringprep.in_table_c8(c) for c in password):
+        return "an invisible text-direction or formatting mark"
+    if any(stringprep.in_table_c3(c) or stringprep.in_table_c4(c) for c in password):
+        return "a private-use or non-character code point"
+    if any(stringprep.in_table_d1(c) for c in password):
+        return "right-to-left letters mixed with other text in a way LDAP passwords do not allow"
+    return "a character that is not allowed in LDAP passwords"
+
+
+def check_password(password) -> str | None:
+    """Why *password* cannot be sent in an LDAP simple bind, or None when it can.
+
+    ldap3 prepares every password with SASLprep (RFC 4013) and raises
+    LDAPSASLPrepError for control characters, bidi overrides and the like; we
+    ask it the same question before any LDAP traffic.
+    """
+    if not isinstance(password, str):
+        return PASSWORD_NOT_TEXT
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return PASSWORD_TOO_LONG
+    try:
+        validate_simple_password(password)
+    except LDAPPasswordIsMandatoryError:
+        return None  # empty: refused as a bad password, as always
+    except LDAPSASLPrepError:
+        return PASSWORD_UNUSABLE.format(what=_unusable_characters(password))
+    return None
 
 
 class SlicerLDAPAuthenticator(LDAPAuthenticator):
@@ -85,7 +314,7 @@ class SlicerLDAPAuthenticator(LDAPAuthenticator):
             self.server_address,
             port=self.server_port,
             use_ssl=use_ssl,
-            tls=ldap3.Tls(**self.tls_kwargs),
+            tls=None if self.tls_strategy == TlsStrategy.insecure else self._tls(),
             connect_timeout=self.connect_timeout,
             # Don't fetch and parse the server schema on every bind: 13 ms of
             # hub CPU per login, measured (benchmarks/README.md).
@@ -105,6 +334,13 @@ class SlicerLDAPAuthenticator(LDAPAuthenticator):
             self.log.debug("LDAP bind refused for %s", userdn)
             return None
 
+    def _tls(self) -> VerifiedTls:
+        # One per authenticator: the CA bundle is read once, not at every bind.
+        tls = getattr(self, "_verified_tls", None)
+        if tls is None:
+            tls = self._verified_tls = VerifiedTls(**self.tls_kwargs)
+        return tls
+
     def _authenticate_blocking(self, data):
         # Upstream's authenticate is a coroutine that never awaits: run it to
         # completion on this worker thread's own loop.
@@ -113,22 +349,36 @@ class SlicerLDAPAuthenticator(LDAPAuthenticator):
     # --- JupyterHub hooks ----------------------------------------------------
 
     async def authenticate(self, handler, data):
+        username = data.get("username", "")
         try:
-            name = check_login_name(data.get("username", ""))
+            name = check_login_name(username if isinstance(username, str) else None)
         except InvalidUsername as e:
             # Refused before any LDAP traffic; shown on the login page.
             raise web.HTTPError(403, str(e)) from None
-        if not data.get("password"):
+        password = data.get("password")
+        if not password:
             return None
+        problem = check_password(password)
+        if problem:
+            # Also before any LDAP traffic: ldap3 would raise LDAPSASLPrepError (a 500).
+            self.log.warning("Login of %s refused before LDAP: %s", name, problem)
+            raise web.HTTPError(400, problem)
         loop = asyncio.get_running_loop()
         work = loop.run_in_executor(
-            self._pool, self._authenticate_blocking, {"username": name, "password": data["password"]}
+            self._pool, self._authenticate_blocking, {"username": name, "password": password}
         )
         try:
             result = await asyncio.wait_for(work, timeout=self.login_timeout)
-        except (asyncio.TimeoutError, LDAPSocketOpenError, LDAPCommunicationError) as e:
-            self.log.error("LDAP unavailable during login of %s: %s", name, e.__class__.__name__)
-            raise web.HTTPError(503, DIRECTORY_DOWN) from None
+        except Exception as e:
+            status, message, reason = login_failure(e)
+            where = f"tls={self.tls_strategy.name} {self.server_address}:{self.server_port}"
+            if self.tls_strategy != TlsStrategy.insecure:
+                where += f" ca_file={self.tls_kwargs.get('ca_certs_file') or 'system CAs'}"
+            if isinstance(e, (LDAPException, OSError)):  # OSError: timeouts and ssl errors too
+                self.log.error("LDAP login of %s failed (%s): %s", name, where, reason)
+            else:  # not LDAP's doing: keep the traceback
+                self.log.exception("LDAP login of %s failed (%s): %s", name, where, reason)
+            raise web.HTTPError(status, message) from None
         if not result:
             return None
         member_of = set(result["auth_state"].get("ldap_groups", []))

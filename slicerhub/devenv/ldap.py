@@ -8,6 +8,7 @@ written, apart from the schema files under ``/etc/ldap/schema``::
         slapd.d/        cn=config, built once with ``slapadd -n0``
         data/           the mdb database, seeded once with ``slapadd``
         harness.json    suffix and admin (rootdn) password, mode 0600
+        tls/            with ``tls=True``: a throw-away CA and server certificate
         slapd.pid, slapd.args, slapd.log
 
 Usage::
@@ -15,6 +16,16 @@ Usage::
     directory = Directory.from_yaml("hub_config/demo-directory.yaml")
     with Slapd(Path("/tmp/ldap"), directory) as server:
         print(server.uri)          # ldap://127.0.0.1:PORT
+
+With ``Slapd(..., tls=True)`` the server also speaks TLS: StartTLS on
+``uri`` and LDAPS on ``ldaps_uri`` (``tls_port``), with a certificate for
+``localhost`` and ``127.0.0.1`` signed by a CA made for this work directory
+(``ca_file``). ``make_test_pki(dir, hostnames)`` makes such material for other
+names (pass it as ``tls=``), and ``CertificateAuthority(dir)`` an unrelated CA,
+to test a host name mismatch and a wrong CA::
+
+    with Slapd(Path("/tmp/ldap"), directory, tls=True) as server:
+        print(server.ldaps_uri, server.ca_file)
 
 ``Slapd.pause()`` / ``resume()`` send SIGSTOP / SIGCONT: while paused the
 kernel still accepts TCP connections on the port, but nothing answers.
@@ -32,7 +43,8 @@ CLI::
     python -m slicerhub.devenv.ldap --seed hub_config/demo-directory.yaml \
         --workdir var/ldap --port 3890
 
-Standard library only; PyYAML is needed only by ``Directory.from_yaml``.
+Needs ldap3 (the probe, DN escaping, password hashes); ``cryptography`` only
+for TLS material and PyYAML only for ``Directory.from_yaml``.
 """
 
 from __future__ import annotations
@@ -40,9 +52,10 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
-import hashlib
+import datetime
 import ipaddress
 import json
+import math
 import os
 import secrets
 import shutil
@@ -53,12 +66,19 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import ldap3
+from ldap3.core.exceptions import LDAPException
+from ldap3.utils.dn import escape_rdn
+from ldap3.utils.hashed import hashed
 
 SCHEMA_DIR = Path("/etc/ldap/schema")
 SCHEMAS = ("core", "cosine", "nis", "inetorgperson")
 MODULE_PATH = "/usr/lib/ldap"
+DEFAULT_TLS_NAMES = ("localhost", "127.0.0.1")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SEED = REPO_ROOT / "hub_config" / "demo-directory.yaml"
 
@@ -73,25 +93,11 @@ class SlapdError(RuntimeError):
 
 
 def ssha(password: str, salt: bytes | None = None) -> str:
-    """``{SSHA}`` hash of *password* as OpenLDAP checks it (salted SHA-1)."""
-    salt = secrets.token_bytes(8) if salt is None else salt
-    digest = hashlib.sha1(password.encode("utf-8") + salt).digest()
-    return "{SSHA}" + base64.b64encode(digest + salt).decode("ascii")
+    """``{SSHA}`` hash of *password* (salted SHA-1, random 8-byte salt by default).
 
-
-def escape_rdn_value(value: str) -> str:
-    """Escape an attribute value for use in a DN (RFC 4514, section 2.4)."""
-    out = []
-    for i, ch in enumerate(value):
-        if ch in ',+"\\<>;=':
-            out.append("\\" + ch)
-        elif ch == "\0":
-            out.append("\\00")
-        elif (i == 0 and ch in " #") or (i == len(value) - 1 and ch == " "):
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-    return "".join(out)
+    ldap3 writes the scheme as ``{ssha}``; OpenLDAP reads it case-insensitively.
+    """
+    return hashed(ldap3.HASHED_SALTED_SHA, password, salt=salt)
 
 
 def _ldif_safe(value: str) -> bool:
@@ -116,18 +122,22 @@ def _ldif_entry(dn: str, attrs: list[tuple[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write *text* to *path*, readable by the owner only (it holds hashes)."""
+def _write_private(path: Path, text: str | bytes) -> None:
+    """Write *text* to *path*, readable by the owner only (hashes, keys)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    os.fchmod(fd, 0o600)  # also when the file was already there
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(text.encode("utf-8") if isinstance(text, str) else text)
 
 
-def _free_port(host: str) -> int:
+def _free_port(host: str, avoid: int | None = None) -> int:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    while True:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        if port != avoid:
+            return port
 
 
 # --------------------------------------------------------------------------
@@ -210,10 +220,10 @@ class Directory:
         return f"ou=groups,{self.suffix}"
 
     def user_dn(self, uid: str) -> str:
-        return f"uid={escape_rdn_value(uid)},{self.people_dn}"
+        return f"uid={escape_rdn(uid)},{self.people_dn}"
 
     def group_dn(self, cn: str) -> str:
-        return f"cn={escape_rdn_value(cn)},{self.groups_dn}"
+        return f"cn={escape_rdn(cn)},{self.groups_dn}"
 
     def to_ldif(self) -> str:
         """The seed as LDIF, passwords hashed as ``{SSHA}`` with random salts."""
@@ -264,74 +274,207 @@ class Directory:
 
 
 # --------------------------------------------------------------------------
-# a minimal LDAP probe (anonymous base search), so start() needs no client lib
+# the readiness probe (anonymous base search)
 # --------------------------------------------------------------------------
-
-
-def _ber_len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
-
-
-def _ber(tag: int, payload: bytes) -> bytes:
-    return bytes([tag]) + _ber_len(len(payload)) + payload
-
-
-def _search_base_request(base: str, message_id: int = 1) -> bytes:
-    search = b"".join(
-        [
-            _ber(0x04, base.encode("utf-8")),  # baseObject
-            _ber(0x0A, b"\x00"),  # scope: baseObject
-            _ber(0x0A, b"\x00"),  # derefAliases: never
-            _ber(0x02, b"\x00"),  # sizeLimit
-            _ber(0x02, b"\x00"),  # timeLimit
-            _ber(0x01, b"\x00"),  # typesOnly: false
-            _ber(0x87, b"objectClass"),  # filter: present
-            _ber(0x30, b""),  # attributes: none listed
-        ]
-    )
-    return _ber(0x30, _ber(0x02, bytes([message_id])) + _ber(0x63, search))
-
-
-def _read_exact(sock: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("connection closed")
-        buf += chunk
-    return buf
-
-
-def _read_message(sock: socket.socket) -> bytes:
-    """One whole LDAPMessage, returned without its outer tag and length."""
-    tag, first = _read_exact(sock, 2)
-    if tag != 0x30:
-        raise ConnectionError("not an LDAP message")
-    if first & 0x80:
-        length = int.from_bytes(_read_exact(sock, first & 0x7F), "big")
-    else:
-        length = first
-    return _read_exact(sock, length)
 
 
 def ldap_base_entry_exists(host: str, port: int, base: str, timeout: float = 2.0) -> bool:
     """True when an anonymous base search of *base* returns the entry."""
+    server = ldap3.Server(host, port=port, get_info=ldap3.NONE, connect_timeout=timeout)
+    # ldap3 packs receive_timeout into SO_RCVTIMEO as whole seconds.
+    conn = ldap3.Connection(server, receive_timeout=max(1, math.ceil(timeout)), raise_exceptions=False)
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.settimeout(timeout)
-            sock.sendall(_search_base_request(base))
-            while True:
-                body = _read_message(sock)
-                # body = messageID (02 01 xx) then protocolOp tag.
-                op = body[2 + body[1]]
-                if op == 0x64:  # searchResEntry
-                    return True
-                if op == 0x65:  # searchResDone without an entry
-                    return False
-    except (OSError, ConnectionError, IndexError):
+        conn.open(read_server_info=False)
+        found = conn.search(base, "(objectClass=*)", search_scope=ldap3.BASE, attributes=ldap3.NO_ATTRIBUTES)
+        return bool(found and conn.entries)
+    except (LDAPException, OSError):
+        return False
+    finally:
+        try:
+            conn.unbind()
+        except (LDAPException, OSError):
+            pass
+
+
+# --------------------------------------------------------------------------
+# TLS material: a throw-away CA and server certificates (cryptography)
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """The files slapd needs for TLS, and the CA a client must trust."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def _new_key():
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _key_pem(key) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _cert_pem(cert) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _san(hostnames: Iterable[str]):
+    from cryptography import x509
+
+    names = []
+    for name in hostnames:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            names.append(x509.DNSName(name))
+    return x509.SubjectAlternativeName(names)
+
+
+class CertificateAuthority:
+    """A throw-away CA in *directory* (``ca.pem``, ``ca.key`` mode 0600).
+
+    An existing pair there is loaded, so clients that trust ``cert_file`` keep
+    trusting what it issues. Two CAs in two directories are unrelated: use a
+    second one to test a client that trusts the wrong CA.
+    """
+
+    VALID_DAYS = 3650
+
+    def __init__(self, directory: str | os.PathLike, name: str = "SlicerHub throw-away test CA") -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.x509.oid import NameOID
+
+        self.dir = Path(directory)
+        self.cert_file = self.dir / "ca.pem"
+        self.key_file = self.dir / "ca.key"
+        self.created = not (self.cert_file.is_file() and self.key_file.is_file())
+        if not self.created:
+            self.cert = x509.load_pem_x509_certificate(self.cert_file.read_bytes())
+            self.key = serialization.load_pem_private_key(self.key_file.read_bytes(), password=None)
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.key = _new_key()
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} {secrets.token_hex(4)}")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        ski = x509.SubjectKeyIdentifier.from_public_key(self.key.public_key())
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=self.VALID_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                    encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(ski, critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        _write_private(self.key_file, _key_pem(self.key))
+        self.cert_file.write_bytes(_cert_pem(self.cert))
+
+    def issue(self, hostnames: Iterable[str], directory: str | os.PathLike | None = None,
+              stem: str = "server") -> TlsMaterial:
+        """A server certificate for *hostnames* (DNS names or IP addresses).
+
+        Written to ``DIR/STEM.pem`` and ``DIR/STEM.key`` (0600), DIR being the
+        CA's directory unless given.
+        """
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        hostnames = list(hostnames)
+        if not hostnames:
+            raise ValueError("a server certificate needs at least one host name")
+        out = Path(directory) if directory is not None else self.dir
+        out.mkdir(parents=True, exist_ok=True)
+        key = _new_key()
+        now = datetime.datetime.now(datetime.timezone.utc)
+        ca_ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])]))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=self.VALID_DAYS))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=True, key_cert_sign=False, crl_sign=False,
+                    encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(_san(hostnames), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        material = TlsMaterial(ca_file=self.cert_file, cert_file=out / f"{stem}.pem", key_file=out / f"{stem}.key")
+        _write_private(material.key_file, _key_pem(key))
+        material.cert_file.write_bytes(_cert_pem(cert))
+        return material
+
+
+def _cert_names(cert_file: Path) -> set[str] | None:
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return None
+    return {str(v) for v in san.get_values_for_type(x509.DNSName)} | {
+        str(v) for v in san.get_values_for_type(x509.IPAddress)
+    }
+
+
+def make_test_pki(directory: str | os.PathLike, hostnames: Iterable[str] = DEFAULT_TLS_NAMES) -> TlsMaterial:
+    """A CA and a server certificate for *hostnames* in *directory*.
+
+    ``ca.pem``/``ca.key`` and ``server.pem``/``server.key`` (keys 0600). What is
+    already there is reused when it covers exactly *hostnames*.
+    """
+    hostnames = list(hostnames)
+    ca = CertificateAuthority(directory)
+    material = TlsMaterial(ca.cert_file, ca.dir / "server.pem", ca.dir / "server.key")
+    if not ca.created and material.key_file.is_file() and _cert_names(material.cert_file) == {
+        str(ipaddress.ip_address(n)) if _is_ip(n) else n for n in hostnames
+    }:
+        return material
+    return ca.issue(hostnames)
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
         return False
 
 
@@ -365,7 +508,13 @@ def _run_tool(argv: list[str], what: str) -> None:
 
 
 class Slapd:
-    """One slapd process serving *directory* on ``ldap://host:port``."""
+    """One slapd process serving *directory* on ``ldap://host:port``.
+
+    *tls*: ``True`` makes (or reuses) a CA and a certificate for ``localhost``
+    and ``127.0.0.1`` under ``WORKDIR/tls``; a ``TlsMaterial`` uses those files
+    instead. Then ``uri`` also offers StartTLS, and ``ldaps_uri``
+    (``tls_port``) speaks TLS from the first byte.
+    """
 
     def __init__(
         self,
@@ -374,12 +523,21 @@ class Slapd:
         port: int = 0,
         host: str = "127.0.0.1",
         admin_password: str | None = None,
+        tls: bool | TlsMaterial = False,
+        tls_port: int = 0,
     ) -> None:
         self.workdir = Path(workdir).resolve()
         self.directory = directory
         self.host = host
         self._auto_port = port == 0
         self.port = port or _free_port(host)
+        if tls is True:
+            tls = make_test_pki(self.workdir / "tls")
+        self.tls: TlsMaterial | None = tls or None
+        self._auto_tls_port = tls_port == 0
+        self.tls_port: int | None = None
+        if self.tls is not None:
+            self.tls_port = tls_port or _free_port(host, avoid=self.port)
         self.admin_dn = directory.admin_dn
         state = self._read_state()
         if state and state.get("suffix") != directory.suffix:
@@ -414,8 +572,30 @@ class Slapd:
 
     @property
     def uri(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ldap://{host}:{self.port}"
+        return f"ldap://{self._uri_host}:{self.port}"
+
+    @property
+    def ldaps_uri(self) -> str | None:
+        """``ldaps://host:tls_port`` with TLS, else None."""
+        return f"ldaps://{self._uri_host}:{self.tls_port}" if self.tls else None
+
+    @property
+    def ca_file(self) -> str | None:
+        """The CA bundle a client needs to verify this server (with TLS)."""
+        return str(self.tls.ca_file) if self.tls else None
+
+    @property
+    def _uri_host(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    def _tls_values(self) -> list[tuple[str, str]]:
+        if not self.tls:
+            return []
+        return [
+            ("olcTLSCACertificateFile", str(Path(self.tls.ca_file).resolve())),
+            ("olcTLSCertificateFile", str(Path(self.tls.cert_file).resolve())),
+            ("olcTLSCertificateKeyFile", str(Path(self.tls.key_file).resolve())),
+        ]
 
     @property
     def pid(self) -> int | None:
@@ -439,7 +619,8 @@ class Slapd:
 
     def _write_state(self) -> None:
         data = json.dumps(
-            {"suffix": self.directory.suffix, "admin_dn": self.admin_dn, "admin_password": self.admin_password},
+            {"suffix": self.directory.suffix, "admin_dn": self.admin_dn, "admin_password": self.admin_password,
+             "tls": dict(self._tls_values())},
             indent=2,
         )
         tmp = self.state_path.with_suffix(".tmp")
@@ -460,6 +641,7 @@ class Slapd:
                     ("olcPidFile", f"{wd}/slapd.pid"),
                     ("olcArgsFile", f"{wd}/slapd.args"),
                     ("olcLogLevel", "none"),
+                    *self._tls_values(),
                 ],
             ),
             _ldif_entry(
@@ -518,7 +700,7 @@ class Slapd:
         """cn=config, only once per workdir."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.config_dir.is_dir():
-            self._sync_admin_password()
+            self._sync_config()
             return
         for name in SCHEMAS:
             if not (SCHEMA_DIR / f"{name}.ldif").is_file():
@@ -533,21 +715,34 @@ class Slapd:
         os.replace(tmp, self.config_dir)
         self._write_state()
 
-    def _sync_admin_password(self) -> None:
-        """A caller-chosen admin password that differs from the stored one wins."""
+    def _sync_config(self) -> None:
+        """Bring an existing cn=config in line with this harness.
+
+        A caller-chosen admin password that differs from the stored one wins;
+        the TLS files are pointed at this harness's (or removed without TLS).
+        """
         state = self._read_state() or {}
-        if state.get("admin_password") == self.admin_password:
+        changes = []
+        if state.get("admin_password") != self.admin_password:
+            changes.append(
+                "dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\nreplace: olcRootPW\n"
+                f"olcRootPW: {ssha(self.admin_password)}\n-\n"
+            )
+        wanted = dict(self._tls_values())
+        if state.get("tls", {}) != wanted:
+            ops = []
+            for attr in ("olcTLSCACertificateFile", "olcTLSCertificateFile", "olcTLSCertificateKeyFile"):
+                value = f"{attr}: {wanted[attr]}\n" if attr in wanted else ""
+                ops.append(f"replace: {attr}\n{value}-\n")
+            changes.append("dn: cn=config\nchangetype: modify\n" + "".join(ops))
+        if not changes:
             return
-        change = self.workdir / "rootpw.ldif"
-        _write_private(
-            change,
-            "dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\nreplace: olcRootPW\n"
-            f"olcRootPW: {ssha(self.admin_password)}\n-\n",
-        )
+        change = self.workdir / "config-change.ldif"
+        _write_private(change, "\n".join(changes))
         try:
             _run_tool(
                 [_tool("slapmodify"), "-n0", "-F", str(self.config_dir), "-l", str(change)],
-                "slapmodify of olcRootPW",
+                "slapmodify of cn=config",
             )
         finally:
             change.unlink(missing_ok=True)
@@ -594,15 +789,18 @@ class Slapd:
                 if attempt + 1 == attempts or not self._auto_port:
                     raise
                 self.port = _free_port(self.host)
+                if self.tls and self._auto_tls_port:
+                    self.tls_port = _free_port(self.host, avoid=self.port)
         _LIVE.add(self)
 
     def _launch(self, timeout: float) -> None:
         self._log_fh = open(self.log_path, "ab")
-        self._log_fh.write(f"--- starting slapd on {self.uri} at {time.ctime()}\n".encode())
+        urls = " ".join(f"{u}/" for u in (self.uri, self.ldaps_uri) if u)
+        self._log_fh.write(f"--- starting slapd on {urls} at {time.ctime()}\n".encode())
         self._log_fh.flush()
         argv = [
             _tool("slapd"),
-            "-h", f"{self.uri}/",
+            "-h", urls,
             "-F", str(self.config_dir),
             "-d", "0",  # any -d keeps slapd in the foreground: its pid is ours
         ]  # fmt: skip
@@ -621,11 +819,20 @@ class Slapd:
                 self._close_log()
                 self._proc = None
                 raise SlapdError(f"slapd exited with {code} while starting; see {self.log_path}\n{self._log_tail()}")
-            if self.ping(timeout=1.0):
+            if self.ping(timeout=1.0) and self._tls_port_open():
                 return
             time.sleep(0.05)
         self.stop()
         raise SlapdError(f"slapd did not answer on {self.uri} within {timeout}s; see {self.log_path}")
+
+    def _tls_port_open(self) -> bool:
+        if not self.tls:
+            return True
+        try:
+            socket.create_connection((self.host, self.tls_port), timeout=1.0).close()
+            return True
+        except OSError:
+            return False
 
     def _log_tail(self, n: int = 20) -> str:
         try:
@@ -682,7 +889,8 @@ class Slapd:
 
     def __repr__(self) -> str:
         state = "paused" if self.paused else "running" if self.running else "stopped"
-        return f"<Slapd {self.uri} {self.directory.suffix} {state} workdir={self.workdir}>"
+        tls = f" {self.ldaps_uri}" if self.tls else ""
+        return f"<Slapd {self.uri}{tls} {self.directory.suffix} {state} workdir={self.workdir}>"
 
 
 # --------------------------------------------------------------------------
@@ -700,6 +908,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--admin-password", default=None, help="rootdn password; default: random, kept in WORKDIR")
+    parser.add_argument("--tls", action="store_true",
+                        help="also StartTLS and LDAPS, with a throw-away CA in WORKDIR/tls")
+    parser.add_argument("--tls-port", type=int, default=0, help="LDAPS port with --tls; 0 picks a free port")
     args = parser.parse_args(argv)
 
     try:
@@ -708,7 +919,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--host must be an IP address")
 
     directory = Directory.from_yaml(args.seed)
-    server = Slapd(args.workdir, directory, port=args.port, host=args.host, admin_password=args.admin_password)
+    server = Slapd(args.workdir, directory, port=args.port, host=args.host, admin_password=args.admin_password,
+                   tls=args.tls, tls_port=args.tls_port)
 
     stop = threading.Event()
 
@@ -724,6 +936,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(server.uri, flush=True)
+    if server.tls:
+        print(f"{server.ldaps_uri}\n# CA for both: {server.ca_file}", flush=True)
     print(
         f"# suffix {directory.suffix}; admin {server.admin_dn} "
         f"(password in {server.state_path}); log {server.log_path}; pid {server.pid}",

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import shutil
 import socket
+import ssl
+import stat
 import time
 from pathlib import Path
 
 import pytest
 
-from slicerhub.devenv.ldap import Directory, LdapUser, Slapd, ssha
+from slicerhub.devenv.ldap import (
+    CertificateAuthority,
+    Directory,
+    LdapUser,
+    Slapd,
+    ldap_base_entry_exists,
+    make_test_pki,
+    ssha,
+)
 from slicerhub.devenv.tcp_delay import DelayProxy
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # The TLS tests use ldap3's stock Tls, whose name check calls this.
+    pytest.mark.filterwarnings("ignore:ssl.match_hostname:DeprecationWarning"),
+]
 
 ldap3 = pytest.importorskip("ldap3")
 from ldap3.core.exceptions import LDAPException  # noqa: E402
@@ -85,8 +101,26 @@ def test_seed_rejects_unknown_group_member():
 
 def test_ssha_format():
     value = ssha("secret", salt=b"12345678")
-    assert value.startswith("{SSHA}")
-    assert value != ssha("secret")  # random salt
+    scheme, _, b64 = value.partition("}")
+    assert scheme.upper() == "{SSHA"  # ldap3 writes {ssha}; slapd reads either
+    raw = base64.b64decode(b64)
+    assert raw == hashlib.sha1(b"secret12345678").digest() + b"12345678"
+    assert value != ssha("secret") != ssha("secret")  # random salt
+
+
+def test_rdn_values_are_escaped_in_dns():
+    d = Directory()
+    assert d.user_dn("a,b+c") == "uid=a\\,b\\+c,ou=people,dc=slicerhub,dc=test"
+    assert d.group_dn("#x ") == "cn=\\#x\\ ,ou=groups,dc=slicerhub,dc=test"
+
+
+def test_probe(slapd, directory):
+    assert ldap_base_entry_exists(slapd.host, slapd.port, directory.suffix)
+    assert not ldap_base_entry_exists(slapd.host, slapd.port, "dc=nowhere,dc=test")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    assert not ldap_base_entry_exists("127.0.0.1", closed, directory.suffix, timeout=0.5)
 
 
 # ---------------------------------------------------------------- binds
@@ -318,3 +352,88 @@ def test_delay_proxy_is_loopback_only():
         DelayProxy("192.0.2.1", 389)
     with pytest.raises(ValueError):
         DelayProxy("example.org", 389)
+
+
+# ---------------------------------------------------------------- TLS
+
+
+def tls_conn(uri, ca_file, user=None, password=None):
+    tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=str(ca_file))
+    return ldap3.Connection(ldap3.Server(uri, tls=tls, get_info=ldap3.NONE, connect_timeout=2),
+                            user=user, password=password, receive_timeout=2, raise_exceptions=True)
+
+
+@pytest.fixture(scope="module")
+def tls_slapd(directory, tmp_path_factory):
+    with Slapd(tmp_path_factory.mktemp("slapd-tls"), directory, tls=True) as server:
+        yield server
+
+
+def test_tls_starttls_and_ldaps(tls_slapd, directory):
+    assert tls_slapd.uri.startswith("ldap://127.0.0.1:")
+    assert tls_slapd.ldaps_uri == f"ldaps://127.0.0.1:{tls_slapd.tls_port}"
+    assert tls_slapd.tls_port != tls_slapd.port
+    dn = directory.user_dn("student1")
+    c = tls_conn(tls_slapd.uri, tls_slapd.ca_file, dn, "student1-demo")
+    c.open()
+    assert c.start_tls()
+    assert c.bind()
+    assert c.socket.version().startswith("TLS")
+    c.unbind()
+    c = tls_conn(tls_slapd.ldaps_uri, tls_slapd.ca_file, dn, "student1-demo")
+    assert c.bind()
+    assert c.extend.standard.who_am_i() == f"dn:{dn}"
+    c.unbind()
+    # Plain LDAP still answers on the first port (the readiness probe uses it).
+    assert tls_slapd.ping()
+
+
+def test_tls_material_files(tls_slapd):
+    tls_dir = tls_slapd.workdir / "tls"
+    assert tls_slapd.ca_file == str(tls_dir / "ca.pem")
+    for name, mode in [("ca.key", 0o600), ("server.key", 0o600), ("ca.pem", None), ("server.pem", None)]:
+        path = tls_dir / name
+        assert path.is_file()
+        if mode is not None:
+            assert stat.S_IMODE(path.stat().st_mode) == mode, name
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate((tls_dir / "server.pem").read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+
+
+def test_tls_wrong_ca_and_wrong_host_fail_the_handshake(tls_slapd, directory, tmp_path):
+    other = CertificateAuthority(tmp_path / "other")
+    assert other.cert_file.read_bytes() != open(tls_slapd.ca_file, "rb").read()
+    with pytest.raises(LDAPException, match="certificate verify failed"):
+        tls_conn(tls_slapd.ldaps_uri, other.cert_file).open()
+    elsewhere = make_test_pki(tmp_path / "elsewhere", ["ldap.elsewhere.test"])
+    with Slapd(tmp_path / "ldap", directory, tls=elsewhere) as server:
+        # Trusted chain, but issued for another name: ldap3's own name check refuses it.
+        with pytest.raises(LDAPException, match="doesn't match"):
+            tls_conn(server.ldaps_uri, elsewhere.ca_file).open()
+
+
+def test_tls_material_is_reused_and_tls_can_be_turned_off(directory, tmp_path):
+    first = make_test_pki(tmp_path / "pki")
+    pem = first.cert_file.read_bytes()
+    assert make_test_pki(tmp_path / "pki").cert_file.read_bytes() == pem  # same names: kept
+    other = make_test_pki(tmp_path / "pki", ["ldap.example.test"])
+    assert other.ca_file == first.ca_file and other.cert_file.read_bytes() != pem  # same CA, new cert
+    workdir = tmp_path / "ldap"
+    with Slapd(workdir, directory, tls=True) as server:
+        ca = server.ca_file
+        assert tls_conn(server.ldaps_uri, ca).bind()
+    with Slapd(workdir, directory) as server:  # same workdir, no TLS: StartTLS is refused
+        assert server.ldaps_uri is None and server.ca_file is None
+        c = tls_conn(server.uri, ca)
+        c.open()
+        with pytest.raises(LDAPException):
+            c.start_tls()
+    with Slapd(workdir, directory, tls=True) as server:  # and back, with the same CA
+        assert server.ca_file == ca
+        c = tls_conn(server.uri, ca)
+        c.open()
+        assert c.start_tls()

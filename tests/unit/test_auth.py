@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
+import ssl
 import threading
 import time
 
 import pytest
+from ldap3.core.exceptions import (
+    LDAPCertificateError,
+    LDAPSASLPrepError,
+    LDAPSocketOpenError,
+    LDAPSocketReceiveError,
+    LDAPSSLConfigurationError,
+    LDAPStartTLSError,
+    communication_exception_factory,
+    start_tls_exception_factory,
+)
+from ldap3.protocol.sasl.sasl import validate_simple_password
 from tornado import web
 
-from slicerhub.auth import DIRECTORY_DOWN, SlicerLDAPAuthenticator
+from slicerhub.auth import (
+    CERTIFICATE_UNTRUSTED,
+    CERTIFICATE_WRONG_HOST,
+    DIRECTORY_DOWN,
+    DIRECTORY_ERROR,
+    PASSWORD_NOT_TEXT,
+    PASSWORD_TOO_LONG,
+    TLS_FAILED,
+    DirectoryCertificateError,
+    DirectoryHostnameMismatch,
+    SlicerLDAPAuthenticator,
+    VerifiedTls,
+    check_password,
+    login_failure,
+)
+from slicerhub.devenv.ldap import CertificateAuthority
 from slicerhub.config import parse_config
 from slicerhub.usernames import InvalidUsername, check_login_name
 
@@ -285,3 +314,178 @@ async def test_login_timeout_bounds_a_stuck_worker(auth, monkeypatch):
         release.set()
     assert info.value.status_code == 503
     assert time.monotonic() - started < 2
+
+
+# ------------------------------------- passwords LDAP cannot carry (SASLprep)
+
+UNUSABLE_PASSWORDS = {
+    "tab": ("pass\tword", "control character"),
+    "newline": ("pass\nword", "control character"),
+    "nul": ("pass\x00word", "control character"),
+    "del": ("pass\x7fword", "control character"),
+    "c1-control": ("pass\x85word", "control character"),
+    "bidi-override": ("pass\u202eword", "text-direction"),
+    "left-to-right-mark": ("\u200epassword", "text-direction"),
+    "surrogate": ("pass\ud800word", "broken character"),
+    "private-use": ("pass\ue000word", "private-use"),
+    "rtl-mixed": ("abc\u05d0\u05d1", "right-to-left"),
+    "only-ignorable": ("\u00ad\u00ad", "not allowed"),
+}
+
+
+@pytest.mark.parametrize("password,what", UNUSABLE_PASSWORDS.values(), ids=UNUSABLE_PASSWORDS.keys())
+async def test_saslprep_refusals_are_400_without_ldap(auth, no_ldap, password, what):
+    # ldap3 would raise LDAPSASLPrepError at bind time: a 500 from the login handler.
+    with pytest.raises(LDAPSASLPrepError):
+        validate_simple_password(password)
+    with pytest.raises(web.HTTPError) as info:
+        await auth.authenticate(None, {"username": "alice", "password": password})
+    assert info.value.status_code == 400
+    assert what in info.value.log_message
+    assert "type the password by hand" in info.value.log_message
+    assert password not in info.value.log_message
+    assert no_ldap == []
+
+
+@pytest.mark.parametrize("password", ["pass word", "p\u00e4ssw\u00f6rd", "\u05d0\u05d1\u05d2", "\u00a0x", "x" * 1024])
+def test_usable_passwords_pass(password):
+    assert check_password(password) is None
+
+
+@pytest.mark.parametrize(
+    "password,message",
+    [("x" * 1025, PASSWORD_TOO_LONG), ("x" * 10_000_000, PASSWORD_TOO_LONG), (7, PASSWORD_NOT_TEXT),
+     (["pw"], PASSWORD_NOT_TEXT), ({"a": 1}, PASSWORD_NOT_TEXT), (b"pw", PASSWORD_NOT_TEXT)],
+    ids=["1025", "10M", "int", "list", "dict", "bytes"],
+)
+async def test_hostile_passwords_are_400_without_ldap(auth, no_ldap, password, message):
+    started = time.monotonic()
+    with pytest.raises(web.HTTPError) as info:
+        await auth.authenticate(None, {"username": "alice", "password": password})
+    assert (info.value.status_code, info.value.log_message) == (400, message)
+    assert time.monotonic() - started < 1
+    assert no_ldap == []
+
+
+@pytest.mark.parametrize("username", [None, 7, ["alice"], {"a": 1}, b"alice", "al\ud800ice", "a" * 10_000_000])
+async def test_hostile_usernames_are_403_without_ldap(auth, no_ldap, username):
+    with pytest.raises(web.HTTPError) as info:
+        await auth.authenticate(None, {"username": username, "password": "pw"})
+    assert info.value.status_code == 403
+    assert no_ldap == []
+
+
+# ------------------------------------------- what a failed LDAP call shows
+
+
+def untrusted(message="unable to get local issuer certificate"):
+    return DirectoryCertificateError(message)
+
+
+def mismatch(message="IP address mismatch, certificate is not valid for '127.0.0.1'."):
+    return DirectoryHostnameMismatch(message)
+
+
+def ldaps_wrapped(inner):
+    """What ldap3 raises when the TLS handshake of an ldaps:// connection fails."""
+    return communication_exception_factory(LDAPSocketOpenError, inner)(f"socket ssl wrapping error: {inner}")
+
+
+def starttls_wrapped(inner):
+    """What ldap3 raises when the handshake after StartTLS fails."""
+    try:
+        raise inner
+    except Exception as e:
+        try:
+            raise start_tls_exception_factory(e)(f"wrap socket error: {e}")
+        except Exception as wrapped:
+            return wrapped
+
+
+def raw_verify_error(code, message):
+    e = ssl.SSLCertVerificationError(1, f"[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {message}")
+    e.verify_code, e.verify_message = code, message
+    return e
+
+
+FAILURES = {
+    "ldaps-untrusted": (ldaps_wrapped(untrusted()), CERTIFICATE_UNTRUSTED, "certificate not trusted"),
+    "starttls-untrusted": (starttls_wrapped(untrusted()), CERTIFICATE_UNTRUSTED, "local issuer"),
+    "ldaps-mismatch": (ldaps_wrapped(mismatch()), CERTIFICATE_WRONG_HOST, "IP address mismatch"),
+    "starttls-mismatch": (starttls_wrapped(mismatch()), CERTIFICATE_WRONG_HOST, "certificate not valid for this host"),
+    "raw-hostname-mismatch": (raw_verify_error(62, "Hostname mismatch"), CERTIFICATE_WRONG_HOST, "Hostname mismatch"),
+    "raw-expired": (raw_verify_error(10, "certificate has expired"), CERTIFICATE_UNTRUSTED, "expired"),
+    "ldap3-name-check": (LDAPCertificateError("certificate doesn't match"), CERTIFICATE_WRONG_HOST, "doesn't match"),
+    # Two addresses tried (localhost: ::1 refused, 127.0.0.1 untrusted): ldap3 lists both in args.
+    "history": (
+        LDAPSocketOpenError("unable to open socket", [
+            (ldaps_wrapped(ConnectionRefusedError(111, "refused")), ("::1", 636)),
+            (ldaps_wrapped(untrusted()), ("127.0.0.1", 636)),
+        ]),
+        CERTIFICATE_UNTRUSTED, "local issuer",
+    ),
+    "starttls-refused": (LDAPStartTLSError("startTLS failed - protocolError"), TLS_FAILED, "protocolError"),
+    "handshake": (ldaps_wrapped(ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")),
+                  TLS_FAILED, "wrong version number"),
+    "bad-ca-file": (LDAPSSLConfigurationError("invalid CA public key file"), TLS_FAILED, "invalid CA public key file"),
+    "handshake-timeout": (starttls_wrapped(TimeoutError("timed out")), DIRECTORY_DOWN, "timed out"),
+    "refused": (ldaps_wrapped(ConnectionRefusedError(111, "Connection refused")), DIRECTORY_DOWN, "refused"),
+    "login-timeout": (asyncio.TimeoutError(), DIRECTORY_DOWN, "no answer within the login timeout"),
+    "receive-timeout": (LDAPSocketReceiveError("error receiving data: timed out"), DIRECTORY_DOWN, "timed out"),
+    "other-ldap": (LDAPSASLPrepError("SASLprep error"), DIRECTORY_ERROR, "SASLprep"),
+    "bug": (KeyError("auth_state"), DIRECTORY_ERROR, "auth_state"),
+}
+
+
+@pytest.mark.parametrize("exc,message,logged", FAILURES.values(), ids=FAILURES.keys())
+def test_login_failure_messages(exc, message, logged):
+    status, shown, reason = login_failure(exc)
+    assert status == 503
+    assert shown == message
+    assert logged in reason
+    assert "('" not in reason  # no nested reprs in the log
+
+
+def test_messages_tell_the_person_what_to_do():
+    for message in (CERTIFICATE_UNTRUSTED, CERTIFICATE_WRONG_HOST, TLS_FAILED):
+        assert "password was not sent" in message
+        assert "tell the administrator" in message
+    assert "certificate" in CERTIFICATE_UNTRUSTED and "verify" in CERTIFICATE_UNTRUSTED
+
+
+@pytest.mark.parametrize("exc,message", [(ldaps_wrapped(untrusted()), CERTIFICATE_UNTRUSTED),
+                                         (starttls_wrapped(mismatch()), CERTIFICATE_WRONG_HOST),
+                                         (LDAPStartTLSError("startTLS failed - unavailable"), TLS_FAILED),
+                                         (ValueError("a bug"), DIRECTORY_ERROR)])
+async def test_authenticate_maps_ldap_failures(auth, monkeypatch, caplog, exc, message):
+    def fail(userdn, password):
+        raise exc
+
+    monkeypatch.setattr(auth, "get_connection", fail)
+    with caplog.at_level(logging.ERROR):
+        with pytest.raises(web.HTTPError) as info:
+            await auth.authenticate(None, {"username": "alice", "password": "secret-pw"})
+    assert (info.value.status_code, info.value.log_message) == (503, message)
+    assert "LDAP login of alice failed" in caplog.text
+    assert "secret-pw" not in caplog.text
+
+
+# ------------------------------------------------------------ VerifiedTls
+
+
+@pytest.mark.parametrize("tls", ["before_bind", "on_connect"])
+def test_tls_always_verifies(make_auth, tmp_path, tls):
+    ca = CertificateAuthority(tmp_path)
+    auth = make_auth(tls=tls, ca_file=str(ca.cert_file))
+    assert auth.tls_kwargs == {"ca_certs_file": str(ca.cert_file)}
+    t = auth._tls()
+    assert isinstance(t, VerifiedTls) and t is auth._tls()  # built once
+    assert t.validate == ssl.CERT_REQUIRED
+    ctx = t.context()
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    assert len(ctx.get_ca_certs()) == 1  # only the given CA, not the system's as well
+
+
+def test_tls_cannot_be_told_not_to_verify():
+    assert VerifiedTls(validate=ssl.CERT_NONE).validate == ssl.CERT_REQUIRED
+    assert VerifiedTls().context().check_hostname  # system CAs
