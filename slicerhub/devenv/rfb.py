@@ -118,7 +118,8 @@ class RFBClient:
         from tornado.httpclient import HTTPRequest
         from tornado.websocket import websocket_connect
 
-        ws = await websocket_connect(HTTPRequest(url, headers=headers or {}), subprotocols=["binary"])
+        ws = await websocket_connect(HTTPRequest(url, headers=headers or {}, connect_timeout=120, request_timeout=120),
+                                     subprotocols=["binary"])
         client = cls(_WebSocketTransport(ws))
         await client._handshake()
         return client

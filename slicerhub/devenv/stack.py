@@ -109,6 +109,8 @@ class Stack:
             "PATH": os.pathsep.join([str(ROOT / "node_modules" / ".bin"), str(Path(sys.executable).parent),
                                      os.environ.get("PATH", "")]),
             "PYTHONUNBUFFERED": "1",
+            # Every process of this stack inherits it: how tests find strays.
+            "SLICERHUB_STACK": str(self.workdir),
             **self.env,
         }
         log = open(self.workdir / "supervisord.out", "ab")

@@ -34,7 +34,9 @@ class KernelClient:
         from tornado.websocket import websocket_connect
 
         ws_url = self.server_url.replace("http", "ws", 1) + f"/api/kernels/{self.kernel_id}/channels"
-        self._ws = await websocket_connect(HTTPRequest(ws_url, headers=self._headers()))
+        # Generous: a loaded 2-core machine takes a while to answer the upgrade.
+        self._ws = await websocket_connect(HTTPRequest(ws_url, headers=self._headers(), connect_timeout=120,
+                                                       request_timeout=120))
         return self
 
     async def execute(self, code: str, timeout: float = 180) -> list[dict]:
