@@ -2,7 +2,8 @@
 # Install the Debian packages SlicerHub's demo and tests run for real:
 # OpenLDAP (slapd), the Docker engine, debootstrap (to make a base image
 # where no registry answers), Node.js (configurable-http-proxy) and the
-# headless browser of the end-to-end tests (chromium + chromium-driver).
+# headless browser of the end-to-end tests (chromium + chromium-driver), and
+# systemd-analyze for checking the generated units.
 # Only what is missing is installed; needs root for that.
 set -euo pipefail
 
@@ -15,6 +16,8 @@ command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+# systemd-analyze checks the units `slicerhub systemd` writes (no running systemd needed).
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 
 if [ ${#need[@]} -eq 0 ]; then
     echo "==> System packages present"
