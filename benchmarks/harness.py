@@ -40,6 +40,7 @@ def docker_deployment(workdir: Path, name: str, **overrides):
     from slicerhub.devenv.ldap import Slapd
     from tests.integration.conftest import test_directory
     from tests.support.hub import free_port, write_config
+    from tests.support.sessions import remove_prefixed
 
     workdir.mkdir(parents=True, exist_ok=True)
     ensure_base_image()
@@ -60,10 +61,7 @@ def docker_deployment(workdir: Path, name: str, **overrides):
     finally:
         hub.stop()
         ldap.stop()
-        for c in client.containers.list(all=True, filters={"name": prefix}):
-            c.remove(force=True)
-        for v in client.volumes.list(filters={"name": prefix}):
-            v.remove(force=True)
+        remove_prefixed(client, prefix)
 
 
 # --------------------------------------------------------------------------

@@ -140,7 +140,7 @@ def run(workdir: Path, seconds: float = 12.0, k: int = CONCURRENCY, log=print, h
         hub = BenchHub(hub_dir, config, port, args=list(hub_args))
         with hub:
             out["hub_log"] = str(hub.log_path)
-            log(f"[stall] hub pid {hub.proc.pid}, {hub.url}; LDAP via DelayProxy :{proxy.port} -> slapd :{slapd.port}")
+            log(f"[stall] hub pid {hub.pid('hub')}, {hub.url}; LDAP via DelayProxy :{proxy.port} -> slapd :{slapd.port}")
             _, r = hub.login("stall-01", "pw-stall-01")  # warm-up
             if r.status_code != 302:
                 raise RuntimeError(f"warm-up login failed: HTTP {r.status_code}\n{hub.log_tail()}")

@@ -142,10 +142,7 @@ def run(workdir: Path, sizes: tuple[int, ...] = SIZES) -> dict:
             desktop.stop()
         hub.stop()
         ldap.stop()
-        for c in client.containers.list(all=True, filters={"name": prefix}):
-            c.remove(force=True)
-        for v in client.volumes.list(filters={"name": prefix}):
-            v.remove(force=True)
+        sessions.remove_prefixed(client, prefix)
     return out
 
 

@@ -49,10 +49,7 @@ def stack(docker_client, tmp_path_factory):
     finally:
         hub.stop()
         ldap.stop()
-        for c in docker_client.containers.list(all=True, filters={"name": prefix}):
-            c.remove(force=True)
-        for v in docker_client.volumes.list(filters={"name": prefix}):
-            v.remove(force=True)
+        sessions.remove_prefixed(docker_client, prefix)
 
 
 class KernelHolder:

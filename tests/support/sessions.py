@@ -58,6 +58,14 @@ def deployment(prefix: str, network: str, workdir: Path) -> dict:
     }
 
 
+def remove_prefixed(client, prefix: str) -> None:
+    """A run's containers and home volumes (named after its prefix), gone."""
+    for c in client.containers.list(all=True, filters={"name": prefix}):
+        c.remove(force=True)
+    for v in client.volumes.list(filters={"name": prefix}):
+        v.remove(force=True)
+
+
 def token_for(hub: Hub, user: str, password: str) -> str:
     session, r = hub.login(user, password)
     assert r.status_code == 302, f"login of {user} failed: {r.status_code}"
