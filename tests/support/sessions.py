@@ -90,11 +90,21 @@ def start_light(hub: Hub, names: list[str], workers: int = 8) -> dict[str, str]:
 
 
 def ready_servers(hub: Hub, admin_token: str) -> set[str]:
-    """Users whose default server the hub reports ready."""
-    r = requests.get(f"{hub.url}/hub/api/users?state=ready", headers={"Authorization": f"token {admin_token}"},
-                     timeout=60)
-    r.raise_for_status()
-    return {u["name"] for u in r.json() if u.get("servers", {}).get("", {}).get("ready")}
+    """Users whose default server the hub reports ready (every page of them:
+    an unpaginated list stops at 200 users)."""
+    ready: set[str] = set()
+    offset = 0
+    while True:
+        r = requests.get(f"{hub.url}/hub/api/users", params={"state": "ready", "offset": offset, "limit": 200},
+                         headers={"Authorization": f"token {admin_token}",
+                                  "Accept": "application/jupyterhub-pagination+json"}, timeout=60)
+        r.raise_for_status()
+        page = r.json()
+        ready |= {u["name"] for u in page["items"] if u.get("servers", {}).get("", {}).get("ready")}
+        following = (page.get("_pagination") or {}).get("next")
+        if not following:
+            return ready
+        offset = following["offset"]
 
 
 def light_route_ok(hub: Hub, name: str) -> bool:
