@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tests.support.hub import ROOT
 
-from . import burst, desktop, gallery, ldap_stall
+from . import burst, desktop, gallery, ldap_stall, restart
 from .harness import busy, machine_state
 
 DEFAULT_SIZES = [50, 100, 200]
@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=_sizes, default=None, help="class sizes for the burst (default 50,100,200)")
     parser.add_argument("--quick", action="store_true", help="sizes 10,20 and 6 s stall phases")
-    parser.add_argument("--only", choices=["burst", "stall", "desktop", "gallery"], default=None)
+    parser.add_argument("--only", choices=["burst", "stall", "desktop", "gallery", "restart"], default=None)
+    parser.add_argument("--restart-sizes", type=_sizes, default=list(restart.SIZES),
+                        help="live sessions for the restart benchmark (default 20,200)")
     parser.add_argument("--stall-seconds", type=float, default=None, help="length of each stall phase (default 12)")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "results.json")
     parser.add_argument(
@@ -172,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
          lambda: ldap_stall.run(workdir / "stall", seconds=stall_seconds, hub_args=args.hub_arg), print_stall),
         ("desktop", "desktop", lambda: desktop.run(workdir / "desktop"), desktop.print_desktop),
         ("gallery", "gallery", lambda: gallery.run(workdir / "gallery"), gallery.print_gallery),
+        ("restart", "restart", lambda: restart.run(workdir / "restart", tuple(args.restart_sizes)),
+         restart.print_restart),
     ]
     failed = False
     for name, key, run, _ in benchmarks:
