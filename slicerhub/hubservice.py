@@ -38,15 +38,39 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
 
     def write_error(self, status_code, **kwargs):
         exc = kwargs.get("exc_info", (None, None))[1]
-        message = getattr(exc, "log_message", None) or self._reason
+        # get_message: the text as written (log_message doubles every '%' for the log).
+        message = (exc.get_message() if isinstance(exc, web.HTTPError) else None) or self._reason
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"status": status_code, "message": message}))
+
+    def json_body(self) -> dict:
+        """The request body as a JSON object, or a 400 saying what is wrong with it."""
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except (ValueError, RecursionError):  # RecursionError: nested too deep
+            raise web.HTTPError(400, "body must be JSON") from None
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "body must be a JSON object")
+        return body
 
     def xsrf_field(self) -> str:
         """JupyterHub's xsrf token as a hidden form field (cookie-authenticated forms)."""
         token = self.xsrf_token
         token = token.decode() if isinstance(token, bytes) else token
         return f'<input type="hidden" name="_xsrf" value="{html.escape(token)}">'
+
+
+class NotFound(ServiceHandler):
+    """Any path a service does not serve: a JSON 404 (tornado's own is an HTML page)."""
+
+    def initialize(self, settings=None):
+        self.s = settings
+
+    def check_xsrf_cookie(self):
+        return  # nothing to protect: every method is a 404
+
+    def prepare(self):
+        raise web.HTTPError(404, f"no such page or API: {self.request.path[:200]}")
 
 
 class AuditLog:

@@ -34,7 +34,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop
 
-from ..hubservice import AuditLog, ServiceHandler, api_authenticated, serve
+from ..hubservice import AuditLog, NotFound, ServiceHandler, api_authenticated, serve
 from .store import CourseStore, PublishError
 
 log = logging.getLogger("slicerhub.courses")
@@ -108,19 +108,10 @@ class AppAPI(_Base):
             raise web.HTTPError(403, f"only teachers of {course!r} can publish to it")
         return user
 
-    def _body(self) -> dict:
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise web.HTTPError(400, "body must be JSON") from None
-        if not isinstance(body, dict):
-            raise web.HTTPError(400, "body must be a JSON object")
-        return body
-
     @api_authenticated
     async def post(self, course: str, name: str):
         user = await self._writer(course, name)
-        body = self._body()
+        body = self.json_body()
         notebook = body.get("notebook")
         if isinstance(notebook, dict):
             notebook = json.dumps(notebook)
@@ -140,7 +131,7 @@ class AppAPI(_Base):
     @api_authenticated
     async def patch(self, course: str, name: str):
         user = await self._writer(course, name)
-        hidden = self._body().get("hidden")
+        hidden = self.json_body().get("hidden")
         if not isinstance(hidden, bool):
             raise web.HTTPError(400, "body must be {\"hidden\": true} or {\"hidden\": false}")
         try:
@@ -311,7 +302,7 @@ def make_app(settings: Settings) -> web.Application:
         (url_path_join(prefix, rf"api/courses/{seg}/apps/([^/]+)"), AppAPI, kw),
         (url_path_join(prefix, rf"open/{seg}/([^/]+)"), OpenApp, kw),
         (url_path_join(prefix, rf"thumbnail/{seg}/([^/]+)/(\d+)"), Thumbnail, kw),
-    ], cookie_secret=secrets.token_bytes(32))
+    ], cookie_secret=secrets.token_bytes(32), default_handler_class=NotFound)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,7 @@ import os
 import re
 import tempfile
 import time
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -71,6 +72,25 @@ def check_name(kind: str, value: str) -> str:
         raise PublishError(
             f"{kind} {value!r} is not allowed: use 1-40 lower-case letters, digits and '-', "
             "starting and ending with a letter or digit")
+    return value
+
+
+# Right-to-left/left-to-right overrides and isolates: they make a title read differently
+# from what it is (the "look-alike" trick), so titles and descriptions may not hold them.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def check_text(kind: str, value, *, multiline: bool = False) -> str | None:
+    """A title or description: None (not given) or a string of printable text."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise PublishError(f"{kind} must be a string, not {type(value).__name__}")
+    for c in value:
+        if c in "\t\n\r" and multiline:
+            continue
+        if unicodedata.category(c) in ("Cc", "Cs") or c in BIDI_CONTROLS:
+            raise PublishError(f"{kind} may not contain control or text-direction characters ({ascii(c)})")
     return value
 
 
@@ -127,7 +147,12 @@ class CourseStore:
         """Add a new version of app NAME (creating the app); return the app."""
         folder = self.ensure_course(course)
         check_name("app name", name)
-        raw = notebook.encode() if isinstance(notebook, str) else notebook
+        title = check_text("title", title)
+        description = check_text("description", description, multiline=True)
+        try:
+            raw = notebook.encode() if isinstance(notebook, str) else notebook
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800" in the JSON)
+            raise PublishError("not a valid Jupyter notebook: it is not valid Unicode text") from None
         if len(raw) > MAX_NOTEBOOK_BYTES:
             raise PublishError(f"notebook is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB", 413)
         try:

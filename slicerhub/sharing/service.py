@@ -43,7 +43,7 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.ioloop import IOLoop, PeriodicCallback
 
-from ..hubservice import AuditLog, ServiceHandler, api_authenticated, serve
+from ..hubservice import AuditLog, NotFound, ServiceHandler, api_authenticated, serve
 from .hub import HubAPI, HubError, read_only_scopes
 from .store import Link, LinkStore
 
@@ -149,8 +149,10 @@ class _Base(ServiceHandler):
         if raw in (None, ""):
             return self.s.default_expiry
         try:
+            if isinstance(raw, bool):
+                raise TypeError(raw)
             seconds = int(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: infinity
             raise web.HTTPError(400, "expires_in must be a number of seconds") from None
         if not 60 <= seconds <= self.s.max_expiry:
             raise web.HTTPError(400, f"expires_in must be between 60 and {self.s.max_expiry} seconds")
@@ -196,13 +198,7 @@ class LinksAPI(_Base):
 
     @api_authenticated
     async def post(self):
-        try:
-            body = json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise web.HTTPError(400, "body must be JSON") from None
-        if not isinstance(body, dict):
-            raise web.HTTPError(400, "body must be a JSON object")
-        link, url = await self._create(self._expiry(body.get("expires_in")))
+        link, url = await self._create(self._expiry(self.json_body().get("expires_in")))
         self.set_status(201)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({**link.to_json(), "url": url}))
@@ -393,7 +389,7 @@ def make_app(settings: Settings) -> web.Application:
         (url_path_join(prefix, rf"view/{link_id}"), View, kw),
         (url_path_join(prefix, r"course/([a-z0-9][a-z0-9-]*)"), CoursePage, kw),
         (url_path_join(prefix, r"join/([a-z0-9][a-z0-9-]*)/([^/]+)"), Join, kw),
-    ], cookie_secret=os.urandom(32))
+    ], cookie_secret=os.urandom(32), default_handler_class=NotFound)
 
 
 def main(argv: list[str] | None = None) -> None:
