@@ -76,27 +76,51 @@ def run(workdir: Path, repeats: int = 3) -> dict:
                 return _timed(driver, link[0].click,
                               lambda: driver.find_elements("css selector", ".widget-slider, .jupyter-widgets"), 240)
 
+            samples: dict[str, list[float | None]] = {"lab": [], "warm": [], "cold": []}
+            failures: dict[str, list[str]] = {"lab": [], "warm": [], "cold": []}
+
+            def sample(key: str, fn) -> None:
+                # A sample that fails is a printed reason and a missing figure, not the end of the run.
+                try:
+                    samples[key].append(fn())
+                except Exception as e:  # noqa: BLE001
+                    samples[key].append(None)
+                    failures[key].append(f"{type(e).__name__}: {str(e)[:200]}")
+                    print(f"[gallery] {key} sample not measured: {failures[key][-1]}")
+
             server(True)
-            samples: dict[str, list[float]] = {"lab": [], "warm": [], "cold": []}
             for _ in range(repeats + 1):  # the first of each is a warm-up (browser cache, first kernel)
-                samples["lab"].append(lab_open())
-                samples["warm"].append(from_gallery(True))
-                samples["cold"].append(from_gallery(False))
+                sample("lab", lab_open)
+                sample("warm", lambda: from_gallery(True))
+                sample("cold", lambda: from_gallery(False))
         finally:
             driver.quit()
-    med = {k: round(statistics.median(v[1:]), 2) for k, v in samples.items()}
+    med = {}
+    for k, v in samples.items():
+        counted = [x for x in v[1:] if x is not None]
+        med[k] = round(statistics.median(counted), 2) if counted else None
+
+    def ratio(a, b):
+        return None if a is None or not b else round(a / b, 2)
+
     return {
-        "repeats": repeats, "samples_s": {k: [round(x, 2) for x in v] for k, v in samples.items()},
+        "repeats": repeats, "samples_s": {k: [None if x is None else round(x, 2) for x in v] for k, v in samples.items()},
+        "not_measured": {k: v for k, v in failures.items() if v},
         "jupyterlab_open_s": med["lab"], "gallery_running_s": med["warm"], "gallery_stopped_s": med["cold"],
-        "running_ratio": round(med["warm"] / med["lab"], 2), "stopped_ratio": round(med["cold"] / med["lab"], 2),
+        "running_ratio": ratio(med["warm"], med["lab"]), "stopped_ratio": ratio(med["cold"], med["lab"]),
     }
 
 
 def print_gallery(res: dict) -> None:
+    def v(x, unit=""):
+        return "-" if x is None else f"{x}{unit}"
+
     print()
     print("Course app gallery (Chromium; notebook 02 as a Voilà app in the student's own server)")
-    print(f"  open the notebook in JupyterLab (baseline): {res['jupyterlab_open_s']} s")
-    print(f"  gallery click -> first widget, server running: {res['gallery_running_s']} s "
-          f"({res['running_ratio']}x baseline)")
-    print(f"  gallery click -> first widget, server stopped: {res['gallery_stopped_s']} s "
-          f"({res['stopped_ratio']}x baseline)")
+    print(f"  open the notebook in JupyterLab (baseline): {v(res['jupyterlab_open_s'], ' s')}")
+    print(f"  gallery click -> first widget, server running: {v(res['gallery_running_s'], ' s')} "
+          f"({v(res['running_ratio'], 'x')} baseline)")
+    print(f"  gallery click -> first widget, server stopped: {v(res['gallery_stopped_s'], ' s')} "
+          f"({v(res['stopped_ratio'], 'x')} baseline)")
+    for key, reasons in (res.get("not_measured") or {}).items():
+        print(f"  not measured: {len(reasons)} {key} sample(s), e.g. {reasons[0]}")

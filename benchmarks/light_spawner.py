@@ -14,10 +14,15 @@ Use: jupyterhub ... --JupyterHub.spawner_class=benchmarks.light_spawner.LightSpa
 
 from __future__ import annotations
 
+import asyncio
+import time
+from pathlib import Path
+
 from jupyterhub.spawner import Spawner
 from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
+from traitlets import Float, Unicode
 
 from slicerhub.spawners.base import SlicerSpawner
 
@@ -65,3 +70,23 @@ class LightSpawner(SlicerSpawner, InProcessBackend):
     async def apply_profile(self, profile: dict) -> None:
         # Nothing to translate into backend traits: the stub has none.
         return None
+
+
+class GatedLightSpawner(LightSpawner):
+    """LightSpawner whose start waits while a hold file for its user exists.
+
+    For tests of admission control: `hold_dir/<username>` present = that user's
+    start stays pending (the start slot stays taken) until the file is removed.
+    Waiting is bounded by `hold_max_seconds`, then the start goes on anyway.
+    """
+
+    hold_dir = Unicode("", config=True, help="Directory of hold files, one per user name; empty = no hold.")
+    hold_max_seconds = Float(600.0, config=True, help="Longest a start waits for its hold file to go.")
+
+    async def start(self):
+        if self.hold_dir:
+            hold = Path(self.hold_dir) / self.user.name
+            deadline = time.monotonic() + self.hold_max_seconds
+            while hold.exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+        return await super().start()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import collections
 import math
 import re
 import ssl
@@ -37,6 +38,7 @@ from ldap3.core.exceptions import (
 )
 from ldap3.core.tls import check_hostname as ldap3_check_hostname
 from ldap3.protocol.sasl.sasl import validate_simple_password
+from jupyterhub.handlers.login import LoginHandler
 from ldapauthenticator import LDAPAuthenticator
 from ldapauthenticator.ldapauthenticator import TlsStrategy
 from tornado import web
@@ -261,6 +263,100 @@ def check_password(password) -> str | None:
     return None
 
 
+LOGINS_BUSY = (
+    "Many people are signing in at this moment. Nothing is wrong with your account: "
+    "please sign in again in {seconds} seconds."
+)
+
+
+class LoginGate:
+    """At most `limit` logins in progress; the others wait their turn, first come first served.
+
+    Waiting costs the hub nothing (a future on the event loop, no CPU), unlike a
+    login in progress (LDAP bind and group searches on a worker thread, then the
+    hub's own database work). `limit` 0 means no limit.
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.busy = 0
+        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for w in self._waiters if not w.done())
+
+    async def enter(self, timeout: float) -> bool:
+        """True once admitted (call leave() after); False if still waiting after `timeout` s."""
+        if self.limit <= 0:
+            return True
+        if self.busy < self.limit and not self.waiting:
+            self.busy += 1
+            return True
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            # A slot handed over just as the timeout fires still counts (wait_for returns it).
+            return await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def leave(self) -> None:
+        if self.limit <= 0:
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(True)  # the slot goes straight to the next in line
+                return
+        self.busy -= 1
+
+
+class QueuedLoginHandler(LoginHandler):
+    """The login page and form, at most `concurrent_login_limit` of each processed at once.
+
+    A class signing in at the same moment queues here instead of all running at
+    once on the hub's one event loop, which made every other request wait
+    seconds (benchmarks/README.md). The turn is taken before anything else the
+    request does (JupyterHub's own prepare: cookies, database), and given back
+    when the response is finished. A login (POST) still waiting after
+    `login_queue_timeout` gets a 503 with Retry-After and a clear message on
+    the login form; the page (GET) is then rendered anyway (it is cheap).
+    """
+
+    _gate: LoginGate | None = None
+
+    async def prepare(self):
+        auth = self.authenticator
+        posting = self.request.method == "POST"
+        gate = auth.login_gate if posting else auth.login_page_gate
+        if await gate.enter(auth.login_queue_timeout):
+            self._gate = gate
+        elif posting:
+            self.log.warning("Login queue full: %d in progress, %d waiting", gate.busy, gate.waiting)
+            err = web.HTTPError(503, LOGINS_BUSY.format(seconds=auth.login_retry_seconds))
+            err.headers = {"Retry-After": str(auth.login_retry_seconds)}  # JupyterHub's write_error sends these
+            raise err
+        return await super().prepare()
+
+    def _leave(self) -> None:
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.leave()
+
+    def on_finish(self):
+        self._leave()
+        super().on_finish()
+
+    def on_connection_close(self):
+        # The browser went away: its turn goes to the next in line now.
+        self._leave()
+        super().on_connection_close()
+
+
 class SlicerLDAPAuthenticator(LDAPAuthenticator):
     connect_timeout = Float(5.0, config=True, help="Seconds to open a connection to LDAP.")
     receive_timeout = Float(10.0, config=True, help="Seconds to wait for each LDAP reply.")
@@ -270,6 +366,16 @@ class SlicerLDAPAuthenticator(LDAPAuthenticator):
     ldap_workers = Integer(
         8, config=True, help="Threads for LDAP work; more logins than this wait their turn."
     )
+    concurrent_login_limit = Integer(
+        2,
+        config=True,
+        help="Logins processed at once (LDAP and the hub's own bookkeeping); the others wait "
+        "their turn, costing nothing. 0 = no limit.",
+    )
+    login_queue_timeout = Float(
+        60.0, config=True, help="Seconds a login may wait for its turn before a 503 with Retry-After."
+    )
+    login_retry_seconds = Integer(10, config=True, help="Retry-After of that 503.")
     admin_groups = List(Unicode(), config=True, help="LDAP group DNs whose members are hub admins.")
     login_groups = List(
         Unicode(), config=True, help="LDAP group DNs whose members may log in; empty = all."
@@ -300,6 +406,11 @@ class SlicerLDAPAuthenticator(LDAPAuthenticator):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._pool = ThreadPoolExecutor(self.ldap_workers, thread_name_prefix="ldap")
+        self.login_gate = LoginGate(self.concurrent_login_limit)
+        self.login_page_gate = LoginGate(self.concurrent_login_limit)
+
+    def get_handlers(self, app):
+        return [("/login", QueuedLoginHandler)]
 
     # --- LDAP I/O, always on a worker thread ---------------------------------
 

@@ -87,8 +87,24 @@ class HubSettings(_Model):
     courses_port: int = Field(8002, ge=1, le=65535)
     # The sharing service (read-only links, teachers' "join read-only").
     sharing_port: int = Field(8003, ge=1, le=65535)
-    concurrent_spawn_limit: int = Field(100, ge=1, le=10000)
+    # Admission control for a class starting at once (benchmarks/README.md, "Class burst"):
+    # at most this many servers starting; more starts get HTTP 429 + Retry-After
+    # (a random whole number of seconds in spawn_retry_seconds) and the page
+    # retries by itself ("you are in the queue").
+    concurrent_spawn_limit: int = Field(10, ge=1, le=10000)
+    spawn_retry_seconds: tuple[Annotated[int, Field(ge=1, le=600)], Annotated[int, Field(ge=1, le=600)]] = (5, 15)
+    # At most this many logins processed at once (0: no limit); the others wait
+    # their turn, up to login_queue_seconds, then get 503 + Retry-After.
+    concurrent_login_limit: int = Field(2, ge=0, le=1000)
+    login_queue_seconds: float = Field(60.0, gt=0, le=300)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _retry_range(self):
+        low, high = self.spawn_retry_seconds
+        if low > high:
+            raise ValueError(f"spawn_retry_seconds: {low} is more than {high} (give [min, max])")
+        return self
 
 
 class LdapTimeouts(_Model):

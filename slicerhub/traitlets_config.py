@@ -12,6 +12,8 @@ from typing import Any, Mapping
 from .config import SlicerHubConfig, group_name
 
 AUTHENTICATOR = "slicerhub.auth.SlicerLDAPAuthenticator"
+# SlicerHub's pages in front of JupyterHub's own (the queue page for HTTP 429).
+TEMPLATES = str(Path(__file__).resolve().with_name("templates"))
 SPAWNERS = {
     "docker": "slicerhub.spawners.docker.SlicerDockerSpawner",
     "kubernetes": "slicerhub.spawners.kube.SlicerKubeSpawner",
@@ -236,6 +238,13 @@ def to_traitlets(
         "cookie_secret_file": str(data_dir / "jupyterhub_cookie_secret"),
         "hub_port": cfg.hub.api_port,
         "concurrent_spawn_limit": cfg.hub.concurrent_spawn_limit,
+        # A start refused by that limit (429) is told to come back in a few seconds
+        # (JupyterHub's 30-60 s is longer than a start takes); the trait is not
+        # configurable in JupyterHub 6, its tornado setting is.
+        "tornado_settings": {"spawn_throttle_retry_range": list(cfg.hub.spawn_retry_seconds)},
+        # The queue page (429.html) and the spawn form that retries by itself.
+        "template_paths": [TEMPLATES],
+        "template_vars": {"slicerhub_spawn_retry_seconds": list(cfg.hub.spawn_retry_seconds)},
         "log_level": cfg.hub.log_level,
         "services": services,
         "load_roles": roles,
@@ -258,7 +267,8 @@ def to_traitlets(
         "JupyterHub": hub,
         "Authenticator": {"manage_groups": True},
         "ConfigurableHTTPProxy": proxy,
-        "SlicerLDAPAuthenticator": _ldap(cfg),
+        "SlicerLDAPAuthenticator": {**_ldap(cfg), "concurrent_login_limit": cfg.hub.concurrent_login_limit,
+                                    "login_queue_timeout": cfg.hub.login_queue_seconds},
         "Spawner": {"default_url": "/lab", "start_timeout": 120, "http_timeout": 60,
                     "oauth_client_allowed_scopes": SERVER_OAUTH_SCOPES},
         "SlicerSpawner": _spawner(cfg),

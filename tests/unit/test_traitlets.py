@@ -83,7 +83,7 @@ def test_hub_settings(traits):
     assert hub["bind_url"] == "http://127.0.0.1:8000"
     assert hub["db_url"] == "sqlite:///var/hub/jupyterhub.sqlite"
     assert hub["cookie_secret_file"] == "var/hub/jupyterhub_cookie_secret"
-    assert hub["concurrent_spawn_limit"] == 100
+    assert hub["concurrent_spawn_limit"] == 10  # a class of 200 queues (429) instead of freezing the hub
     assert hub["log_level"] == "INFO"
     assert hub["hub_port"] == 8081
     # The proxy is a process of its own (slicerhub run proxy): the hub neither
@@ -419,7 +419,7 @@ def test_jupyterhub_accepts_the_settings(backend, demo):
     assert app.authenticator_class is SlicerLDAPAuthenticator
     assert app.spawner_class.__name__ == {"docker": "SlicerDockerSpawner", "kubernetes": "SlicerKubeSpawner"}[backend]
     assert app.db_url == "sqlite:///var/hub/jupyterhub.sqlite"
-    assert app.concurrent_spawn_limit == 100
+    assert app.concurrent_spawn_limit == 10
     assert app.hub_port == 8081
     assert [s["name"] for s in app.services] == ["idle-culler", "courses", "sharing"]
     assert {r["name"] for r in app.load_roles} == {"idle-culler", "courses-service", "sharing-service", "user", "teacher"}
