@@ -307,12 +307,21 @@ class LoginGate:
     def leave(self) -> None:
         if self.limit <= 0:
             return
-        while self._waiters:
+        self.busy -= 1
+        self._admit()  # the slot goes straight to the next in line, before any newcomer
+
+    def set_limit(self, limit: int) -> None:
+        """A new limit (>= 1) from now on: more room lets waiters in at once;
+        less lets the ones in progress finish first."""
+        self.limit = limit
+        self._admit()
+
+    def _admit(self) -> None:
+        while self._waiters and self.busy < self.limit:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(True)  # the slot goes straight to the next in line
-                return
-        self.busy -= 1
+                self.busy += 1
+                waiter.set_result(True)
 
 
 class QueuedLoginHandler(LoginHandler):
@@ -325,6 +334,8 @@ class QueuedLoginHandler(LoginHandler):
     when the response is finished. A login (POST) still waiting after
     `login_queue_timeout` gets a 503 with Retry-After and a clear message on
     the login form; the page (GET) is then rendered anyway (it is cheap).
+    While the directory does not answer, more logins go at once
+    (SlicerLDAPAuthenticator._directory_answers).
     """
 
     _gate: LoginGate | None = None
@@ -369,8 +380,9 @@ class SlicerLDAPAuthenticator(LDAPAuthenticator):
     concurrent_login_limit = Integer(
         2,
         config=True,
-        help="Logins processed at once (LDAP and the hub's own bookkeeping); the others wait "
-        "their turn, costing nothing. 0 = no limit.",
+        help="Logins processed at once (LDAP and the hub's own bookkeeping), and login pages "
+        "rendered at once; the others wait their turn, costing nothing. While the directory "
+        "does not answer, up to ldap_workers logins go at once. 0 = no limit.",
     )
     login_queue_timeout = Float(
         60.0, config=True, help="Seconds a login may wait for its turn before a 503 with Retry-After."
@@ -489,13 +501,26 @@ class SlicerLDAPAuthenticator(LDAPAuthenticator):
                 self.log.error("LDAP login of %s failed (%s): %s", name, where, reason)
             else:  # not LDAP's doing: keep the traceback
                 self.log.exception("LDAP login of %s failed (%s): %s", name, where, reason)
+            if status == 503:
+                self._directory_answers(False)
             raise web.HTTPError(status, message) from None
+        self._directory_answers(True)
         if not result:
             return None
         member_of = set(result["auth_state"].get("ldap_groups", []))
         result["groups"] = sorted(group_name(dn) for dn in member_of if dn in self.synced_groups)
         result["admin"] = bool(member_of & set(self.admin_groups))
         return result
+
+    def _directory_answers(self, answering: bool) -> None:
+        """While the directory does not answer, logins wait on sockets, not on the
+        hub: as many go at once as there are LDAP threads, so that each learns
+        "directory not answering" after its own timeouts instead of queueing
+        behind the others' (benchmarks/README.md, LDAP stall). Back to
+        `concurrent_login_limit` as soon as the directory answers again."""
+        if self.concurrent_login_limit > 0:
+            wide = max(self.concurrent_login_limit, self.ldap_workers)
+            self.login_gate.set_limit(self.concurrent_login_limit if answering else wide)
 
     async def check_allowed(self, username, auth_model):
         if not self.login_groups:

@@ -97,7 +97,7 @@ def test_jupyterhub_and_the_authenticator_accept_them():
     auth = SlicerLDAPAuthenticator(config=c)
     assert auth.concurrent_login_limit == 3
     assert auth.login_queue_timeout == 9
-    assert auth.login_gate.limit == 3
+    assert auth.login_gate.limit == 3 and auth.login_page_gate.limit == 3
     assert auth.get_handlers(app) == [("/login", QueuedLoginHandler)]
 
 
@@ -160,6 +160,58 @@ def test_gate_times_out_and_forgets_the_waiter():
         assert await gate.enter(0.05)  # the slot is free again
 
     asyncio.run(scenario())
+
+
+def test_gate_widens_and_narrows():
+    async def scenario():
+        gate = LoginGate(1)
+        assert await gate.enter(1)
+        waiting = [asyncio.ensure_future(gate.enter(5)) for _ in range(4)]
+        await _settle()
+        gate.set_limit(3)  # two more in at once
+        await _settle()
+        assert [w.done() for w in waiting] == [True, True, False, False] and gate.busy == 3
+        gate.set_limit(1)  # those in progress finish; nobody new until below the limit
+        gate.leave()
+        gate.leave()
+        await _settle()
+        assert gate.busy == 1 and not waiting[2].done()
+        gate.leave()
+        await _settle()
+        assert waiting[2].done() and gate.busy == 1
+        gate.leave()
+        await asyncio.gather(*waiting)
+        gate.leave()
+        assert gate.busy == 0
+
+    asyncio.run(scenario())
+
+
+def test_stalled_directory_widens_the_login_queue(monkeypatch):
+    from ldap3.core.exceptions import LDAPSocketOpenError
+
+    c = traitlets_config(_hub(concurrent_login_limit=2))
+    auth = SlicerLDAPAuthenticator(config=c)
+    answers = {"stalled": True}
+
+    def blocking(data):
+        if answers["stalled"]:
+            raise LDAPSocketOpenError("socket connection error while opening: timed out")
+        return None  # the directory answered: wrong password
+
+    monkeypatch.setattr(auth, "_authenticate_blocking", blocking)
+
+    async def login():
+        return await auth.authenticate(None, {"username": "student1", "password": "pw"})
+
+    with pytest.raises(web.HTTPError) as e:
+        asyncio.run(login())
+    assert e.value.status_code == 503
+    # Logins now wait on sockets, not on the hub: as many at once as LDAP threads.
+    assert auth.login_gate.limit == auth.ldap_workers == 8
+    answers["stalled"] = False
+    assert asyncio.run(login()) is None
+    assert auth.login_gate.limit == 2
 
 
 def test_gate_zero_is_no_limit():
