@@ -174,3 +174,19 @@ def send(port: int, req: Request, timeout: float = 15.0) -> Response:
         resp.begin()
         body = resp.read()
         return Response(resp.status, resp.reason, list(resp.getheaders()), body)
+
+# Passwords LDAP cannot carry (ldap3's SASLprep refuses them: a 500 before), and
+# the words the refusal uses; the authenticator and the hub tests share them.
+UNUSABLE_PASSWORDS = {
+    "tab": ("pass\tword", "control character"),
+    "newline": ("pass\nword", "control character"),
+    "nul": ("pass\x00word", "control character"),
+    "del": ("pass\x7fword", "control character"),
+    "c1-control": ("pass\x85word", "control character"),
+    "bidi-override": ("pass\u202eword", "text-direction"),
+    "left-to-right-mark": ("\u200epassword", "text-direction"),
+    "surrogate": ("pass\ud800word", "broken character"),
+    "private-use": ("pass\ue000word", "private-use"),
+    "rtl-mixed": ("abc\u05d0\u05d1", "right-to-left"),
+    "only-ignorable": ("\u00ad\u00ad", "not allowed"),
+}

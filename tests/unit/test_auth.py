@@ -42,6 +42,8 @@ from slicerhub.devenv.ldap import CertificateAuthority
 from slicerhub.config import parse_config
 from slicerhub.usernames import InvalidUsername, check_login_name
 
+from tests.support.hostile import UNUSABLE_PASSWORDS
+
 from .helpers import ADMINS_DN, ANAT_DN, STUDENTS_DN, TEACHERS_DN, demo_config, demo_data, traitlets_config
 
 SYNCED = [ADMINS_DN, TEACHERS_DN, STUDENTS_DN, ANAT_DN]
@@ -318,19 +320,6 @@ async def test_login_timeout_bounds_a_stuck_worker(auth, monkeypatch):
 
 # ------------------------------------- passwords LDAP cannot carry (SASLprep)
 
-UNUSABLE_PASSWORDS = {
-    "tab": ("pass\tword", "control character"),
-    "newline": ("pass\nword", "control character"),
-    "nul": ("pass\x00word", "control character"),
-    "del": ("pass\x7fword", "control character"),
-    "c1-control": ("pass\x85word", "control character"),
-    "bidi-override": ("pass\u202eword", "text-direction"),
-    "left-to-right-mark": ("\u200epassword", "text-direction"),
-    "surrogate": ("pass\ud800word", "broken character"),
-    "private-use": ("pass\ue000word", "private-use"),
-    "rtl-mixed": ("abc\u05d0\u05d1", "right-to-left"),
-    "only-ignorable": ("\u00ad\u00ad", "not allowed"),
-}
 
 
 @pytest.mark.parametrize("password,what", UNUSABLE_PASSWORDS.values(), ids=UNUSABLE_PASSWORDS.keys())
