@@ -118,6 +118,35 @@ class SlicerSpawner(Spawner):
         """
         raise NotImplementedError
 
+    async def prepare_backend(self) -> None:
+        """The backend's own work before it starts the server (volumes, old
+        containers); the profile is applied by then."""
+
+    async def prepare(self) -> None:
+        """Everything a start does before the backend starts the server.
+
+        user_options come from the form or straight from the REST API: both
+        are checked here, against the groups the user has now.
+        """
+        try:
+            self.profile = self._choose(self.user_options.get("profile"))
+        except web.HTTPError:
+            self._forget_refused_options()
+            raise
+        await self.apply_profile(self.profile)
+        await self.prepare_backend()
+
+    def _forget_refused_options(self) -> None:
+        # JupyterHub saves the options of every start request as the defaults
+        # of the next start without options (the spawn page when there is no
+        # form, the admin page's start): a refused choice kept there would
+        # refuse every later start too. The next start uses the default profile.
+        self.user_options = {}
+        orm = self.orm_spawner
+        if orm is not None and orm.user_options:
+            orm.user_options = {}
+            self.db.commit()
+
     # JupyterHub insists every Spawner subclass defines these; the backend
     # after us in the MRO does the work.
     async def stop(self, now=False):
@@ -127,8 +156,5 @@ class SlicerSpawner(Spawner):
         return await super().poll()
 
     async def start(self):
-        # user_options come from the form or straight from the REST API: both
-        # are checked here, against the groups the user has now.
-        self.profile = self._choose(self.user_options.get("profile"))
-        await self.apply_profile(self.profile)
+        await self.prepare()
         return await super().start()

@@ -168,14 +168,13 @@ class SlicerDockerSpawner(SlicerSpawner, DockerSpawner):
             )
             self._emit(20, "Created your home folder")
 
-    async def start(self):
-        self.profile = self._choose(self.user_options.get("profile"))
-        await self.apply_profile(self.profile)
+    async def prepare_backend(self) -> None:
         await self._ensure_home_volume()
         if not self.remove:
             await self._remove_if_stale()
         self._emit(40, f"Starting your {self.profile['display_name']} container ({self.image})")
-        # DockerSpawner.start, skipping SlicerSpawner.start (already done above).
-        ip_port = await DockerSpawner.start(self)
+
+    async def start(self):
+        ip_port = await super().start()
         self._emit(70, "Container running; waiting for JupyterLab to answer")
         return ip_port

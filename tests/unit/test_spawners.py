@@ -148,8 +148,8 @@ def make_docker_spawner(docker_client, tmp_path):
 
 async def create_with(spawner, engine, slug):
     """What start() does before docker.create_container, then create it."""
-    spawner.profile = spawner._choose(slug)
-    await spawner.apply_profile(spawner.profile)
+    spawner.user_options = {"profile": slug} if slug else {}
+    await spawner.prepare()
     await spawner.create_object()
     return engine.created()[-1]
 
@@ -488,8 +488,8 @@ def plain(obj):
 
 async def pod_for(spawner, slug):
     """What start() does before the pod is created; the pod as JSON."""
-    spawner.profile = spawner._choose(slug)
-    await spawner.apply_profile(spawner.profile)
+    spawner.user_options = {"profile": slug} if slug else {}
+    await spawner.prepare()
     return plain(await spawner.get_pod_manifest())
 
 
