@@ -77,6 +77,52 @@ _PATTERN_HELP = {
 }
 
 
+DATABASE_DRIVER = "postgresql+psycopg"
+
+
+def _check_database_url(value: str) -> str:
+    from sqlalchemy.engine import make_url  # JupyterHub's own dependency
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError(f"not a database URL (expected {DATABASE_DRIVER}://USER@HOST:PORT/DATABASE)") from None
+    if url.password is not None:
+        raise ValueError("must not carry a password (put it in hub.database.password_file)")
+    if url.drivername != DATABASE_DRIVER:
+        raise ValueError(f"must start with {DATABASE_DRIVER}:// (PostgreSQL through psycopg 3; "
+                         f"got {url.drivername}://)")
+    if not url.host or not url.database or not url.username:
+        raise ValueError(f"needs a user, a host and a database: {DATABASE_DRIVER}://USER@HOST:PORT/DATABASE")
+    return value
+
+
+class Database(_Model):
+    url: Annotated[str, AfterValidator(_check_database_url)] | None = Field(
+        None,
+        description="SQLAlchemy URL of the hub's PostgreSQL database, without the password, e.g. "
+        "postgresql+psycopg://slicerhub@db.example.org:5432/slicerhub. Unset: SQLite in hub.data_dir "
+        "(one hub machine; fine for a few hundred users).",
+    )
+    password_file: str | None = Field(
+        None,
+        description="File holding the database password, read when the hub starts (never put the "
+        "password in this file). Unset: libpq's own PGPASSWORD / ~/.pgpass, or no password.",
+    )
+    connect_timeout: int = Field(
+        10, ge=1, le=300,
+        description="Seconds to wait for the database server to answer before the hub gives up "
+        "with an error (instead of hanging at start).",
+    )
+
+    @model_validator(mode="after")
+    def _file_with_url(self):
+        if self.password_file and not self.url:
+            raise ValueError("password_file: only used with hub.database.url (SQLite has no password)")
+        return self
+
+
 class HubSettings(_Model):
     bind_url: str = Field("http://127.0.0.1:8000", pattern=URL)
     data_dir: str = "var/hub"
@@ -98,6 +144,11 @@ class HubSettings(_Model):
     concurrent_login_limit: int = Field(2, ge=0, le=1000)
     login_queue_seconds: float = Field(60.0, gt=0, le=300)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    database: Database = Field(
+        Database(),
+        description="The hub's database: SQLite in data_dir (default) or PostgreSQL (several "
+        "thousand users, Kubernetes; docs/operations.md has backups and upgrades).",
+    )
 
     @model_validator(mode="after")
     def _retry_range(self):
@@ -367,6 +418,8 @@ def format_errors(err: ValidationError) -> list[str]:
             continue
         got = e.get("input")
         suffix = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+        if "password" in msg:  # the rejected value may be one; never echo it
+            suffix = ""
         # Whole-model checks name their own field in the message.
         if e["type"] == "value_error" and re.match(r"^[a-z_]+(\[\d+\])?[.:]", msg):
             lines.append(msg if where == "(top level)" else f"{where}: {msg}")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .config import SlicerHubConfig, group_name
+from .database import db_url
 
 AUTHENTICATOR = "slicerhub.auth.SlicerLDAPAuthenticator"
 # SlicerHub's pages in front of JupyterHub's own (the queue page for HTTP 429).
@@ -234,7 +235,8 @@ def to_traitlets(
         "bind_url": cfg.hub.bind_url,
         "authenticator_class": AUTHENTICATOR,
         "spawner_class": SPAWNERS[cfg.backend.type],
-        "db_url": f"sqlite:///{data_dir / 'jupyterhub.sqlite'}",
+        # SQLite in data_dir, or hub.database.url (its password: slicerhub.database).
+        "db_url": db_url(cfg),
         "cookie_secret_file": str(data_dir / "jupyterhub_cookie_secret"),
         "hub_port": cfg.hub.api_port,
         "concurrent_spawn_limit": cfg.hub.concurrent_spawn_limit,
