@@ -123,8 +123,27 @@ class Database(_Model):
         return self
 
 
+class PublicTls(_Model):
+    cert_file: str = Field(
+        min_length=1,
+        description="PEM certificate (with its intermediate certificates) the proxy presents on "
+        "hub.bind_url; readable by the proxy's user.",
+    )
+    key_file: str = Field(
+        min_length=1,
+        description="PEM private key of cert_file (mode 0600, never in this repository or an image).",
+    )
+
+
 class HubSettings(_Model):
-    bind_url: str = Field("http://127.0.0.1:8000", pattern=URL)
+    bind_url: str = Field("http://127.0.0.1:8000", pattern=URL,
+                          description="Where people reach SlicerHub: the proxy's public address. "
+                          "https:// needs hub.tls, unless TLS ends in a reverse proxy in front "
+                          "(then bind an http:// address on loopback).")
+    tls: PublicTls | None = Field(
+        None,
+        description="The certificate and key the proxy serves hub.bind_url with (https:// only).",
+    )
     data_dir: str = "var/hub"
     # Where the hub API listens (for user servers) and the proxy's own API.
     api_port: int = Field(8081, ge=1, le=65535)
@@ -149,6 +168,16 @@ class HubSettings(_Model):
         description="The hub's database: SQLite in data_dir (default) or PostgreSQL (several "
         "thousand users, Kubernetes; docs/operations.md has backups and upgrades).",
     )
+
+    @model_validator(mode="after")
+    def _tls_matches_scheme(self):
+        https = self.bind_url.startswith("https://")
+        if https and self.tls is None:
+            raise ValueError("tls: bind_url is https://, so give tls.cert_file and tls.key_file "
+                             "(or bind http:// on loopback behind a TLS reverse proxy)")
+        if self.tls is not None and not https:
+            raise ValueError("tls: set, but bind_url is not https:// (the proxy would serve plain HTTP)")
+        return self
 
     @model_validator(mode="after")
     def _retry_range(self):

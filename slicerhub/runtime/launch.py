@@ -57,6 +57,22 @@ def _wait_for_hub(api_url: str, timeout: float = 600) -> None:
         raise SystemExit(f"slicerhub run: {e}") from None
 
 
+def _check_tls_files(tls) -> None:
+    """A missing or unreadable certificate is one line here, not a Node.js stack trace."""
+    import ssl
+
+    for path in (tls.cert_file, tls.key_file):
+        if not Path(path).is_file():
+            raise SystemExit(f"slicerhub run: hub.tls: no such file: {path}")
+        if not os.access(path, os.R_OK):
+            raise SystemExit(f"slicerhub run: hub.tls: cannot read {path} (permissions)")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(tls.cert_file, tls.key_file)
+    except ssl.SSLError as e:
+        raise SystemExit(f"slicerhub run: hub.tls: {tls.cert_file} and {tls.key_file} are not a PEM "
+                         f"certificate and its key ({e.reason or e})") from None
+
+
 def run(args) -> int:
     cfg = _load(args.config)
     plan = _plan(cfg, args)
@@ -66,6 +82,8 @@ def run(args) -> int:
     if args.hub_args and args.name != "hub":
         raise SystemExit(f"slicerhub run: options after -- are only for the hub, not {args.name}")
     program = plan[args.name]
+    if args.name == "proxy" and cfg.hub.tls:
+        _check_tls_files(cfg.hub.tls)
     Path(cfg.hub.data_dir).mkdir(parents=True, exist_ok=True)
     if "hub" in program.after:
         _wait_for_hub(program.env["JUPYTERHUB_API_URL"])

@@ -65,6 +65,14 @@ def _hub_api(cfg: SlicerHubConfig, hub_ip: str) -> str:
     return f"http://{host}:{cfg.hub.api_port}/hub"
 
 
+def _proxy_tls(cfg: SlicerHubConfig) -> list[str]:
+    tls = cfg.hub.tls
+    if tls is None:
+        return []
+    # Paths made absolute: units and supervisord start the proxy in another directory.
+    return ["--ssl-cert", str(Path(tls.cert_file).resolve()), "--ssl-key", str(Path(tls.key_file).resolve())]
+
+
 def _service_env(cfg: SlicerHubConfig, name: str, hub_ip: str, secrets: Secrets | None,
                  allowed_scopes: Sequence[str] = ()) -> dict[str, str]:
     """What JupyterHub gives a managed service (jupyterhub/services/service.py)."""
@@ -136,7 +144,8 @@ def programs(cfg: SlicerHubConfig, *, config_path: str | Path, python: str, hub_
             "proxy", "configurable-http-proxy: users' routes and open websockets (survives hub restarts)",
             [proxy or find_proxy(), "--ip", host.strip("[]"), "--port", port or "80",
              "--api-ip", "127.0.0.1", "--api-port", str(cfg.hub.proxy_api_port),
-             "--error-target", _hub_api(cfg, hub_ip) + "/error", "--log-level", "info"],
+             "--error-target", _hub_api(cfg, hub_ip) + "/error", "--log-level", "info",
+             *_proxy_tls(cfg)],
             {"CONFIGPROXY_AUTH_TOKEN": secrets.proxy_token()} if secrets else {}),
         "hub": Program(
             "hub", "JupyterHub (restarts keep every user's server)",

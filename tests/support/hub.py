@@ -80,7 +80,8 @@ class Hub(Stack):
     ):
         super().__init__(workdir, config, env=env, hub_args=args)
         self.port = port
-        assert self.url == f"http://127.0.0.1:{port}", "the config's hub.bind_url must be on this port"
+        assert self.url in (f"http://127.0.0.1:{port}", f"https://127.0.0.1:{port}"), \
+            "the config's hub.bind_url must be on this port"
 
     # --- acting as a person with a browser ------------------------------
 

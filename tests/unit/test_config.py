@@ -468,3 +468,16 @@ def test_json_schema_is_json_with_the_top_level_properties():
         "on_connect",
         "insecure",
     ]
+
+
+@pytest.mark.parametrize("hub, expected", [
+    ({"bind_url": "https://hub.example.org"}, "hub: tls: bind_url is https://, so give tls.cert_file"),
+    ({"tls": {"cert_file": "c.pem", "key_file": "k.pem"}}, "hub: tls: set, but bind_url is not https://"),
+    ({"bind_url": "https://hub.example.org", "tls": {"cert_file": "c.pem"}}, "hub.tls.key_file: required field"),
+])
+def test_public_tls_matches_the_scheme(hub, expected):
+    data = demo_data()
+    data["hub"].update(hub)
+    with pytest.raises(ConfigError) as e:
+        parse_config(data)
+    assert any(m.startswith(expected) for m in e.value.messages), e.value.messages

@@ -227,3 +227,17 @@ def test_run_refuses_a_program_the_deployment_does_not_have(tmp_path):
     with pytest.raises(SystemExit) as e:
         cli(["run", "sharing", "--config", str(site)])
     assert "no program 'sharing'" in str(e.value) and "proxy, hub, idle-culler, courses" in str(e.value)
+
+
+def test_public_tls_goes_to_the_proxy_with_absolute_paths(tmp_path, monkeypatch):
+    from slicerhub.config import parse_config
+
+    monkeypatch.chdir(tmp_path)
+    data = demo_data()
+    data["hub"].update(bind_url="https://0.0.0.0:443", tls={"cert_file": "tls/hub.pem", "key_file": "tls/hub.key"},
+                       data_dir=str(tmp_path / "hub"))
+    plan = programs(parse_config(data), config_path=tmp_path / "site.yaml", python=PY, hub_ip="172.18.0.1",
+                    proxy="/usr/bin/configurable-http-proxy")
+    argv = plan["proxy"].argv
+    assert argv[argv.index("--port") + 1] == "443"
+    assert argv[-4:] == ["--ssl-cert", str(tmp_path / "tls/hub.pem"), "--ssl-key", str(tmp_path / "tls/hub.key")]
