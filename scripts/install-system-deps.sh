@@ -2,8 +2,9 @@
 # Install the Debian packages SlicerHub's demo and tests run for real:
 # OpenLDAP (slapd), the Docker engine, debootstrap (to make a base image
 # where no registry answers), Node.js (configurable-http-proxy) and the
-# headless browser of the end-to-end tests (chromium + chromium-driver), and
-# systemd-analyze for checking the generated units.
+# headless browser of the end-to-end tests (chromium + chromium-driver),
+# systemd-analyze for checking the generated units, and PostgreSQL (the hub's
+# database tests).
 # Only what is missing is installed; needs root for that.
 set -euo pipefail
 
@@ -18,6 +19,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 # systemd-analyze checks the units `slicerhub systemd` writes (no running systemd needed).
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# PostgreSQL for the hub database tests (slicerhub.devenv.postgres runs its own server).
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 
 if [ ${#need[@]} -eq 0 ]; then
     echo "==> System packages present"
@@ -40,4 +43,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 else
     trap 'rm -f /usr/sbin/policy-rc.d.slicerhub' EXIT
 fi
+# Nor may postgresql create or start the system cluster: the tests run their own.
+mkdir -p /etc/postgresql-common/createcluster.d
+echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/slicerhub.conf
 apt-get install -y -q --no-install-recommends "${need[@]}"
