@@ -44,7 +44,7 @@ from ldapauthenticator.ldapauthenticator import TlsStrategy
 from tornado import web
 from traitlets import Float, Integer, List, Unicode, default
 
-from .config import group_name
+from .config import HubSettings, LdapTimeouts, default_of, group_name
 from .usernames import InvalidUsername, check_login_name
 
 DIRECTORY_DOWN = (
@@ -369,23 +369,25 @@ class QueuedLoginHandler(LoginHandler):
 
 
 class SlicerLDAPAuthenticator(LDAPAuthenticator):
-    connect_timeout = Float(5.0, config=True, help="Seconds to open a connection to LDAP.")
-    receive_timeout = Float(10.0, config=True, help="Seconds to wait for each LDAP reply.")
+    connect_timeout = Float(default_of(LdapTimeouts, "connect"), config=True,
+                            help="Seconds to open a connection to LDAP.")
+    receive_timeout = Float(default_of(LdapTimeouts, "receive"), config=True,
+                            help="Seconds to wait for each LDAP reply.")
     login_timeout = Float(
-        20.0, config=True, help="Overall seconds one login may spend in LDAP before it fails."
+        default_of(LdapTimeouts, "login"), config=True, help="Overall seconds one login may spend in LDAP before it fails."
     )
     ldap_workers = Integer(
         8, config=True, help="Threads for LDAP work; more logins than this wait their turn."
     )
     concurrent_login_limit = Integer(
-        2,
+        default_of(HubSettings, "concurrent_login_limit"),
         config=True,
         help="Logins processed at once (LDAP and the hub's own bookkeeping), and login pages "
         "rendered at once; the others wait their turn, costing nothing. While the directory "
         "does not answer, up to ldap_workers logins go at once. 0 = no limit.",
     )
     login_queue_timeout = Float(
-        60.0, config=True, help="Seconds a login may wait for its turn before a 503 with Retry-After."
+        default_of(HubSettings, "login_queue_seconds"), config=True, help="Seconds a login may wait for its turn before a 503 with Retry-After."
     )
     login_retry_seconds = Integer(10, config=True, help="Retry-After of that 503.")
     admin_groups = List(Unicode(), config=True, help="LDAP group DNs whose members are hub admins.")

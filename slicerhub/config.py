@@ -394,6 +394,12 @@ class SlicerHubConfig(_Model):
         return self
 
 
+def default_of(model: type[BaseModel], field: str) -> Any:
+    """A field's default, for the classes and services the file configures:
+    each default is written once, here, and they read it (not a copy)."""
+    return model.model_fields[field].default
+
+
 # --------------------------------------------------------------------- loading
 
 

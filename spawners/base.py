@@ -6,6 +6,8 @@ from jupyterhub.spawner import Spawner
 from tornado import web
 from traitlets import Dict, List, Unicode, default
 
+from slicerhub.config import Storage, default_of
+
 from .profiles import ProfileError, choose_profile, render_form, visible_profiles
 
 PROFILE_LABEL = "org.slicerhub.profile"
@@ -23,7 +25,8 @@ class SlicerSpawner(Spawner):
         config=True,
         help="Validated profiles from the deployment file (slicerhub.config.Profile dicts).",
     )
-    home_path = Unicode("/home/slicer", config=True, help="Home directory inside the container.")
+    home_path = Unicode(default_of(Storage, "home_path"), config=True,
+                        help="Home directory inside the container.")
     courses = Dict(
         config=True,
         help="Course folders: {'groups': [...], 'root': path, 'claim': PVC or None, "

@@ -9,6 +9,8 @@ from docker.errors import NotFound
 from dockerspawner import DockerSpawner
 from traitlets import Unicode, default
 
+from slicerhub.config import DockerBackend, default_of
+
 from .base import PROFILE_LABEL, SlicerSpawner
 
 IMAGE_LABEL = "org.slicerhub.image"
@@ -47,16 +49,16 @@ def ensure_network(name: str, client: docker.APIClient | None = None) -> str:
 
 class SlicerDockerSpawner(SlicerSpawner, DockerSpawner):
     home_volume = Unicode(
-        "slicerhub-home-{username}", config=True, help="Named volume holding each user's home."
+        default_of(DockerBackend, "home_volume"), config=True, help="Named volume holding each user's home."
     )
 
     @default("prefix")
     def _prefix_default(self):
-        return "slicerhub"
+        return default_of(DockerBackend, "container_prefix")
 
     @default("network_name")
     def _network_default(self):
-        return "slicerhub"
+        return default_of(DockerBackend, "network")
 
     @default("use_internal_ip")
     def _internal_ip_default(self):
@@ -66,7 +68,7 @@ class SlicerDockerSpawner(SlicerSpawner, DockerSpawner):
     def _remove_default(self):
         # Homes are volumes, so a stopped container holds nothing worth keeping;
         # removing it means every start uses the current image and profile.
-        return True
+        return default_of(DockerBackend, "remove")
 
     @default("pull_policy")
     def _pull_default(self):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from kubespawner import KubeSpawner
 from traitlets import Bool, Dict, Unicode, default
 
+from slicerhub.config import KubernetesBackend, default_of
+
 from .base import PROFILE_LABEL, SlicerSpawner
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -13,7 +15,8 @@ GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedu
 
 
 class SlicerKubeSpawner(SlicerSpawner, KubeSpawner):
-    gpu_toleration = Bool(True, config=True, help="Tolerate the nvidia.com/gpu taint on GPU pods.")
+    gpu_toleration = Bool(default_of(KubernetesBackend, "gpu_toleration"), config=True,
+                          help="Tolerate the nvidia.com/gpu taint on GPU pods.")
     gpu_node_selector = Dict(
         Unicode(), config=True, help="Node labels a GPU pod must land on, e.g. a GPU node pool."
     )
@@ -32,7 +35,7 @@ class SlicerKubeSpawner(SlicerSpawner, KubeSpawner):
 
     @default("storage_capacity")
     def _capacity_default(self):
-        return "10Gi"
+        return default_of(KubernetesBackend, "home_size")
 
     @default("uid")
     def _uid_default(self):

@@ -43,6 +43,7 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.ioloop import IOLoop, PeriodicCallback
 
+from ..config import Sharing, default_of
 from ..hubservice import AuditLog, NotFound, ServiceHandler, api_authenticated, serve
 from .hub import HubAPI, HubError, read_only_scopes
 from .store import Link, LinkStore
@@ -396,10 +397,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m slicerhub.sharing.service")
     parser.add_argument("--db", required=True, help="the service's SQLite file")
     parser.add_argument("--audit-log", help="append one JSON line per create/accept/join/revoke/end here")
-    parser.add_argument("--default-expiry", type=int, default=3600)
-    parser.add_argument("--max-expiry", type=int, default=86400)
-    parser.add_argument("--join-expiry", type=int, default=7200)
-    parser.add_argument("--sweep-every", type=float, default=5.0)
+    parser.add_argument("--default-expiry", type=int, default=default_of(Sharing, "default_expiry"))
+    parser.add_argument("--max-expiry", type=int, default=default_of(Sharing, "max_expiry"))
+    parser.add_argument("--join-expiry", type=int, default=default_of(Sharing, "join_expiry"))
+    parser.add_argument("--sweep-every", type=float, default=default_of(Sharing, "sweep_every"))
     parser.add_argument("--course", action="append", default=[], help="a course (hub group); repeat")
     parser.add_argument("--teacher-group", action="append", default=[], help="a teachers' group; repeat")
     args = parser.parse_args(argv)
