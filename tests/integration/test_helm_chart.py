@@ -3,7 +3,6 @@ real Kubernetes schemas (no cluster here: nothing is applied)."""
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 import shutil
 
