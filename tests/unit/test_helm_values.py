@@ -185,3 +185,19 @@ def test_service_pods_talk_to_the_hub_and_proxy_services(tmp_path):
     assert "JUPYTERHUB_SERVICE_URL" not in culler.env
     with pytest.raises(SystemExit, match="no service 'proxy'"):
         service_program(cfg, "proxy", secrets)
+
+
+def test_cli_prints_the_values_and_names_bad_fields(capsys, tmp_path):
+    import yaml
+
+    from slicerhub.cli import main
+    from tests.support.helm import REPO
+
+    assert main(["config", "helm-values", str(REPO / "hub_config" / "kubernetes.yaml")]) == 0
+    assert yaml.safe_load(capsys.readouterr().out) == helm_values(full_data())
+    data = full_data()
+    data["backend"]["type"] = "docker"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    assert main(["config", "helm-values", str(bad)]) == 1
+    assert "backend.type: must be kubernetes" in capsys.readouterr().err
