@@ -39,4 +39,9 @@ except DatabaseError as e:
 Path(cfg.hub.data_dir).mkdir(parents=True, exist_ok=True)
 # The proxy and the services run beside the hub (`slicerhub run`); these
 # tokens, shared through files under data_dir, let the hub reach them.
-apply(c, to_traitlets(cfg, hub_connect_ip=hub_connect_ip, tokens=hub_tokens(cfg)))
+try:
+    traits = to_traitlets(cfg, hub_connect_ip=hub_connect_ip, tokens=hub_tokens(cfg))
+except ConfigError as e:  # the jupyterhub: section, checked against the real classes
+    print(f"SlicerHub: {path} is not valid:", *e.messages, sep="\n  ", file=sys.stderr)
+    raise SystemExit(2) from None
+apply(c, traits)

@@ -20,17 +20,23 @@ def _check(args) -> int:
         for m in e.messages:
             print(f"  - {m}", file=sys.stderr)
         return 1
+    try:
+        to_traitlets(cfg)  # the jupyterhub: section is checked against the real classes
+    except ConfigError as e:
+        print(f"{args.file}: {len(e.messages)} problem(s)", file=sys.stderr)
+        for m in e.messages:
+            print(f"  - {m}", file=sys.stderr)
+        return 1
     print(f"{args.file}: OK ({cfg.backend.type} backend, {len(cfg.profiles)} profile(s))")
     return 0
 
 
 def _traitlets(args) -> int:
     try:
-        cfg = load_config(args.file)
+        traits = to_traitlets(load_config(args.file), hub_connect_ip=args.hub_connect_ip)
     except ConfigError as e:
-        print("\n".join([f"{e.source}:", *e.messages]), file=sys.stderr)
+        print("\n".join([f"{args.file}:", *e.messages]), file=sys.stderr)
         return 1
-    traits = to_traitlets(cfg, hub_connect_ip=args.hub_connect_ip)
     print(json.dumps(traits, indent=2, default=str))
     return 0
 

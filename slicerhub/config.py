@@ -33,6 +33,11 @@ NO_SPACE = r"^[^\s]+$"
 K8S_QUANTITY = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$"
 
 
+# jupyterhub: section keys, a traitlets class name and a setting name.
+TRAITLETS_CLASS = r"^[A-Z][A-Za-z0-9_]*$"
+TRAIT_NAME = r"^[a-z_][a-z0-9_]*$"
+
+
 class ConfigError(ValueError):
     """A deployment file is not valid; `messages` has one line per bad field."""
 
@@ -74,6 +79,8 @@ _PATTERN_HELP = {
     NO_SPACE: "a name without spaces",
     r"^/": "an absolute path",
     r"\{username\}": "a name containing {username}",
+    TRAITLETS_CLASS: "a JupyterHub class name such as JupyterHub or Spawner",
+    TRAIT_NAME: "a setting name such as start_timeout",
 }
 
 
@@ -361,6 +368,14 @@ class SlicerHubConfig(_Model):
     courses: Courses = Courses()
     sharing: Sharing = Sharing()
     culler: Culler = Culler()
+    jupyterhub: dict[Annotated[str, Field(pattern=TRAITLETS_CLASS)],
+                     dict[Annotated[str, Field(pattern=TRAIT_NAME)], Any]] = Field(
+        {},
+        description="JupyterHub settings this file has no field for, as in jupyterhub_config.py: "
+        "{Class: {setting: value}}, e.g. {Spawner: {start_timeout: 300}}. Checked against the real "
+        "classes (the setting must exist and the value fit), applied after SlicerHub's own settings. "
+        "A setting a field of this file controls is refused with the field's name.",
+    )
 
     @model_validator(mode="after")
     def _profiles_consistent(self):
@@ -406,6 +421,9 @@ def default_of(model: type[BaseModel], field: str) -> Any:
 def _path(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
+        if part == "[key]":  # pydantic's marker for a mapping's key (not its value) being wrong
+            out += " (the name)"
+            continue
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from .config import SlicerHubConfig, group_name
+from .config import ConfigError, SlicerHubConfig, group_name
 from .database import db_url
 
 AUTHENTICATOR = "slicerhub.auth.SlicerLDAPAuthenticator"
@@ -265,7 +265,7 @@ def to_traitlets(
     proxy: dict[str, Any] = {"api_url": f"http://127.0.0.1:{cfg.hub.proxy_api_port}", "should_start": False}
     if tokens is not None:
         proxy["auth_token"] = tokens["proxy"]
-    return {
+    traits = {
         "JupyterHub": hub,
         "Authenticator": {"manage_groups": True},
         "ConfigurableHTTPProxy": proxy,
@@ -276,6 +276,95 @@ def to_traitlets(
         "SlicerSpawner": _spawner(cfg),
         **backend,
     }
+    return _with_jupyterhub_settings(cfg, traits)
+
+
+# Settings of `jupyterhub:` that a field of the deployment file decides: the
+# field is named instead, so each option has one place.
+FIELD_OF_SETTING = {
+    ("JupyterHub", "bind_url"): "hub.bind_url",
+    ("JupyterHub", "db_url"): "hub.database.url",
+    ("JupyterHub", "hub_port"): "hub.api_port",
+    ("JupyterHub", "concurrent_spawn_limit"): "hub.concurrent_spawn_limit",
+    ("JupyterHub", "log_level"): "hub.log_level",
+    ("JupyterHub", "spawner_class"): "backend.type",
+    ("JupyterHub", "authenticator_class"): "ldap",
+    ("JupyterHub", "services"): "culler, courses and sharing",
+    ("ConfigurableHTTPProxy", "api_url"): "hub.proxy_api_port",
+    ("SlicerSpawner", "profiles"): "profiles",
+    ("SlicerSpawner", "home_path"): "storage.home_path",
+    ("SlicerSpawner", "courses"): "courses",
+}
+# What the platform's promises rest on (docs/operations.md): not settable.
+FIXED_SETTINGS = {
+    ("JupyterHub", "cleanup_servers"): "a hub restart must leave every server running",
+    ("JupyterHub", "cleanup_proxy"): "the proxy is its own process and keeps every route",
+    ("ConfigurableHTTPProxy", "should_start"): "the proxy is started beside the hub, not by it",
+    ("ConfigurableHTTPProxy", "auth_token"): "the proxy's token is a file under hub.data_dir/secrets",
+    ("JupyterHub", "custom_scopes"): "the read-only levels of shared sessions depend on them",
+}
+
+
+def _configurable_classes(cfg: SlicerHubConfig) -> dict[str, type]:
+    """The classes a `jupyterhub:` section may name: JupyterHub's own, and
+    every class in the MRO of this deployment's authenticator, spawner and proxy."""
+    from jupyterhub.app import JupyterHub
+    from traitlets.config import Configurable
+    from traitlets.utils.importstring import import_item
+
+    roots = [*JupyterHub().classes, import_item(AUTHENTICATOR), import_item(SPAWNERS[cfg.backend.type])]
+    found: dict[str, type] = {}
+    for root in roots:
+        for cls in root.__mro__:
+            if isinstance(cls, type) and issubclass(cls, Configurable) and cls is not Configurable:
+                found.setdefault(cls.__name__, cls)
+    return found
+
+
+def check_jupyterhub_settings(cfg: SlicerHubConfig) -> list[str]:
+    """One message per `jupyterhub:` setting that would not work as written."""
+    if not cfg.jupyterhub:
+        return []
+    from traitlets import TraitError
+
+    classes = _configurable_classes(cfg)
+    problems = []
+    for cls_name, settings in cfg.jupyterhub.items():
+        cls = classes.get(cls_name)
+        if cls is None:
+            problems.append(f"jupyterhub.{cls_name}: no such JupyterHub class here (known: "
+                            + ", ".join(sorted(classes)) + ")")
+            continue
+        traits = cls.class_traits(config=True)
+        for name, value in settings.items():
+            where = f"jupyterhub.{cls_name}.{name}"
+            owner = next((c.__name__ for c in cls.__mro__ if (c.__name__, name) in FIXED_SETTINGS | FIELD_OF_SETTING),
+                         None)
+            if (owner, name) in FIXED_SETTINGS:
+                problems.append(f"{where}: cannot be changed ({FIXED_SETTINGS[owner, name]})")
+            elif (owner, name) in FIELD_OF_SETTING:
+                problems.append(f"{where}: set by this file's {FIELD_OF_SETTING[owner, name]}; change that instead")
+            elif name not in traits:
+                problems.append(f"{where}: {cls_name} has no setting {name!r}")
+            else:
+                try:
+                    traits[name].validate(None, value)
+                except TraitError as e:
+                    problems.append(f"{where}: {e}")
+    return problems
+
+
+def _with_jupyterhub_settings(cfg: SlicerHubConfig, traits: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    problems = check_jupyterhub_settings(cfg)
+    if problems:
+        raise ConfigError("jupyterhub", problems)
+    for cls_name, settings in cfg.jupyterhub.items():
+        section = traits.setdefault(cls_name, {})
+        for name, value in settings.items():
+            ours = section.get(name)
+            # A mapping adds to SlicerHub's (template_vars, tornado_settings); anything else replaces.
+            section[name] = {**ours, **value} if isinstance(ours, dict) and isinstance(value, dict) else value
+    return traits
 
 
 def apply(c: Any, traits: dict[str, dict[str, Any]]) -> None:

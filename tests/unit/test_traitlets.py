@@ -428,3 +428,55 @@ def test_jupyterhub_accepts_the_settings(backend, demo):
     assert app.hub_ip == ("172.18.0.1" if backend == "docker" else "0.0.0.0")
     if backend == "docker":
         assert app.hub_connect_ip == "172.18.0.1"
+
+
+# ------------------------------------------------------ the jupyterhub: section
+
+
+def _with_settings(settings):
+    from slicerhub.config import parse_config
+
+    data = demo_data()
+    data["jupyterhub"] = settings
+    return parse_config(data, "demo")
+
+
+def test_jupyterhub_settings_apply_after_slicerhubs_and_mappings_add_to_ours():
+    traits = to_traitlets(_with_settings({
+        "Spawner": {"start_timeout": 600},
+        "JupyterHub": {"shutdown_on_logout": True, "template_vars": {"announcement": "Maintenance at 18:00"}},
+    }))
+    assert traits["Spawner"]["start_timeout"] == 600
+    assert traits["Spawner"]["default_url"] == "/lab"  # the rest of SlicerHub's section stays
+    assert traits["JupyterHub"]["shutdown_on_logout"] is True
+    assert traits["JupyterHub"]["template_vars"] == {"slicerhub_spawn_retry_seconds": [5, 15],
+                                                     "announcement": "Maintenance at 18:00"}
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"Spawner": {"start_timeout": "soon"}}, "jupyterhub.Spawner.start_timeout: The 'start_timeout' trait expected an int"),
+    ({"Spawner": {"no_such_setting": 1}}, "jupyterhub.Spawner.no_such_setting: Spawner has no setting 'no_such_setting'"),
+    ({"NoSuchClass": {"x": 1}}, "jupyterhub.NoSuchClass: no such JupyterHub class here (known: "),
+    ({"JupyterHub": {"bind_url": "http://x"}}, "jupyterhub.JupyterHub.bind_url: set by this file's hub.bind_url"),
+    ({"SlicerDockerSpawner": {"home_path": "/x"}}, "jupyterhub.SlicerDockerSpawner.home_path: set by this file's storage.home_path"),
+    ({"JupyterHub": {"cleanup_servers": True}}, "jupyterhub.JupyterHub.cleanup_servers: cannot be changed"),
+    # The Kubernetes spawner's settings are for the Kubernetes backend only.
+    ({"KubeSpawner": {"start_timeout": 5}}, "jupyterhub.KubeSpawner: no such JupyterHub class here"),
+])
+def test_jupyterhub_settings_are_checked_against_the_real_classes(settings, message):
+    from slicerhub.config import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        to_traitlets(_with_settings(settings))
+    assert any(m.startswith(message) for m in e.value.messages), e.value.messages
+
+
+def test_jupyterhub_section_names_are_checked_by_the_schema():
+    from slicerhub.config import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        _with_settings({"spawner": {"Start-Timeout": 1}})
+    assert e.value.messages == [
+        "jupyterhub.spawner (the name): must be a JupyterHub class name such as JupyterHub or Spawner (got 'spawner')",
+        "jupyterhub.spawner.Start-Timeout (the name): must be a setting name such as start_timeout (got 'Start-Timeout')",
+    ]
