@@ -143,9 +143,15 @@ class Stack:
 
     def restart(self, name: str, timeout: float = 120) -> None:
         """Stop a program (SIGTERM, as `systemctl restart` does) and start it again."""
-        rpc = self._rpc()
-        rpc.stopProcess(name, True)
-        rpc.startProcess(name, True)
+        self.stop_program(name)
+        self.start_program(name, timeout)
+
+    def stop_program(self, name: str) -> None:
+        """Stop one program (SIGTERM) and keep it stopped: an outage of that part."""
+        self._rpc().stopProcess(name, True)
+
+    def start_program(self, name: str, timeout: float = 120) -> None:
+        self._rpc().startProcess(name, True)
         self.wait_ready(timeout)
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> int:

@@ -28,6 +28,7 @@ from tornado.websocket import websocket_connect
 from slicerhub.devenv.rfb import RFBClient, RFBError
 from tests.support.hub import xsrf
 from tests.support.browser import browser, hub_login, page_picture, wait_for
+from tests.support.sessions import DesktopWatcher
 from tests.support.spawn import container, in_desktop, server_api, spawn_with_form, wait_ready
 
 pytestmark = pytest.mark.e2e
@@ -36,6 +37,8 @@ OWNER, VIEWER = "student1", "student2"
 PASSWORDS = {"student1": "student1-pw", "student2": "student2-pw", "teacher1": "teacher-pw",
              "mover": "mover-pw"}
 SHARING = "/services/sharing"
+# How often the server re-checks a viewer's websockets (ReadOnlyGuard.recheck_seconds).
+RECHECK = 5
 WHEEL_DOWN = 1 << 4  # RFB button mask bit 5: scroll down (Slicer: next slice)
 
 
@@ -351,6 +354,34 @@ async def _seconds_until_closed(client: RFBClient, limit: float) -> float:
         except RFBError:
             return time.monotonic() - start
     raise AssertionError(f"the websocket stayed open {limit:.0f} s")
+
+
+def test_a_hub_restart_does_not_cut_a_viewer_watching_the_desktop(shared):
+    """The server's guard re-checks a viewer's websockets with the hub every
+    RECHECK seconds; while the hub does not answer it keeps the last confirmed
+    access (up to hub_outage_grace_seconds), so a hub restart cuts nobody
+    watching. Revocation after the restart still closes at once (next test)."""
+    hub = shared["hub"]
+    watch = DesktopWatcher(hub, OWNER, shared["viewer_token"], path="desktop-view/desktop-websockify/").start()
+    try:
+        wait_for(lambda: len(watch.frames) >= 2 or watch.error, 120, what="the viewer's first frames")
+        hub.stop_program("hub")
+        down = time.monotonic()
+        time.sleep(3 * RECHECK)  # several re-checks find no hub
+        assert watch.error is None, f"the viewer was cut while the hub was down: {watch.error!r}"
+        assert watch.frames_after(down) >= 1
+        hub.start_program("hub")
+        back = time.monotonic()
+        time.sleep(2 * RECHECK)  # re-checks with the hub answering again
+        assert watch.error is None, f"the viewer was cut after the hub came back: {watch.error!r}"
+        assert watch.frames_after(back) >= 1
+    finally:
+        watch.stop()
+    # The viewer's access is still enforced by the restarted hub.
+    assert server_api(hub, shared["viewer_token"], OWNER, "/contents/notes.md").status_code == 200
+    r = server_api(hub, shared["viewer_token"], OWNER, "/contents/notes.md", "PUT",
+                   json={"type": "file", "format": "text", "content": "changed"})
+    assert r.status_code == 403
 
 
 def test_revoking_ends_access_and_closes_the_open_desktop_view(shared):

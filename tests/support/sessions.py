@@ -166,8 +166,9 @@ class DesktopWatcher:
     """One desktop websocket through the proxy, asking for frames in a loop
     on its own thread; never reconnects, so a cut connection shows as an error."""
 
-    def __init__(self, hub: Hub, user: str, token: str):
-        self.url = hub.url.replace("http", "ws", 1) + f"/user/{user}/desktop-websockify/"
+    def __init__(self, hub: Hub, user: str, token: str, path: str = "desktop-websockify/"):
+        # path: desktop-view/desktop-websockify/ for a read-only viewer's picture.
+        self.url = hub.url.replace("http", "ws", 1) + f"/user/{user}/{path}"
         self.token = token
         self.frames: list[float] = []
         self.error: BaseException | None = None

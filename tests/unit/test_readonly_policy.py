@@ -75,3 +75,22 @@ def test_scopes_for_an_action_name_this_server_only():
 ])
 def test_relative_path(path, base, expected):
     assert policy.relative_path(path, base) == expected
+
+
+def test_a_viewer_is_kept_while_the_hub_restarts_then_closed_after_the_grace():
+    grace = 180
+    # The hub confirms: open, nothing remembered.
+    assert policy.keep_watching(True, None, 1000.0, grace) == (True, None)
+    # The hub stops answering at t=1005: kept, and the silence is remembered from then.
+    assert policy.keep_watching(None, None, 1005.0, grace) == (True, 1005.0)
+    assert policy.keep_watching(None, 1005.0, 1005.0 + grace, grace) == (True, 1005.0)
+    # Silent for longer than the grace: closed.
+    assert policy.keep_watching(None, 1005.0, 1005.0 + grace + 0.1, grace) == (False, 1005.0)
+    # It answers again: the count starts afresh.
+    assert policy.keep_watching(True, 1005.0, 1100.0, grace) == (True, None)
+    assert policy.keep_watching(None, None, 1200.0, grace) == (True, 1200.0)
+
+
+def test_the_hub_saying_no_closes_at_once_even_after_silence():
+    assert policy.keep_watching(False, None, 1000.0, 180) == (False, None)
+    assert policy.keep_watching(False, 990.0, 1000.0, 180) == (False, None)

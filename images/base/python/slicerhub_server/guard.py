@@ -11,12 +11,14 @@
   image's config gives it an empty allowlist.) A caller below
   ``execute`` gets ``policy.viewer_may`` routes only, and their websockets are
   re-checked against the hub every few seconds, so a revoked or expired share
-  closes an open desktop view too.
+  closes an open desktop view too; while the hub restarts (no answer) they stay
+  open, up to ``hub_outage_grace_seconds``.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 from jupyterhub.singleuser.extension import JupyterHubAuthorizer, JupyterHubIdentityProvider
 from tornado import web
@@ -50,6 +52,11 @@ class ReadOnlyGuard(JupyterHubIdentityProvider):
         help="How often a read-only caller's open websockets are re-checked with the hub "
         "(the bound on how long a revoked share keeps an open desktop view).",
     )
+    hub_outage_grace_seconds = Float(
+        180.0, config=True,
+        help="How long viewers' open websockets stay open while the hub API does not answer "
+        "(a hub restart); longer than that, they are closed (fail closed).",
+    )
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -81,14 +88,15 @@ class ReadOnlyGuard(JupyterHubIdentityProvider):
         token = self.hub_auth.get_token(handler)
         if not token:
             raise web.HTTPError(403, "read-only websockets need a token")
-        self._watched[handler] = [token, False]
+        self._watched[handler] = [token, False, None]  # token, seen open, hub silent since
         if self._recheck is None:
             self._recheck = PeriodicCallback(self._recheck_websockets, self.recheck_seconds * 1000)
             self._recheck.start()
 
     async def _recheck_websockets(self) -> None:
+        now = time.monotonic()
         for handler, entry in list(self._watched.items()):
-            token, seen_open = entry
+            token, seen_open, unanswered_since = entry
             if getattr(handler, "ws_connection", None) is None:
                 if seen_open or handler._finished:
                     self._watched.pop(handler, None)  # closed, or refused before the upgrade
@@ -96,13 +104,18 @@ class ReadOnlyGuard(JupyterHubIdentityProvider):
             entry[1] = True
             try:
                 hub_user = await self.hub_auth.user_for_token(token, use_cache=False, sync=False)
-            except Exception:
-                # Fail closed: a viewer whose access cannot be confirmed reconnects later.
-                self.log.exception("read-only: could not re-check a viewer's access; closing")
-                hub_user = None
-            # Access to this server (what a share gives) and a level in it.
-            if (not hub_user or not self.hub_auth.check_scopes(self.hub_auth.access_scopes, hub_user)
-                    or level_of(self.hub_auth, hub_user) is None):
-                self.log.warning("read-only: access ended; closing %s", handler.request.path)
+            except Exception as e:  # the hub API did not answer (HubAuth raises HTTPError 500/502)
+                verdict = None
+                if unanswered_since is None:
+                    self.log.warning("read-only: the hub does not answer (%s); viewers keep their "
+                                     "access for up to %.0f s", e, self.hub_outage_grace_seconds)
+            else:
+                # Access to this server (what a share gives) and a level in it.
+                verdict = bool(hub_user and self.hub_auth.check_scopes(self.hub_auth.access_scopes, hub_user)
+                               and level_of(self.hub_auth, hub_user) is not None)
+            keep, entry[2] = policy.keep_watching(verdict, unanswered_since, now, self.hub_outage_grace_seconds)
+            if not keep:
+                why = "access revoked or expired" if verdict is False else "access could not be confirmed"
+                self.log.warning("read-only: %s; closing %s", why, handler.request.path)
                 self._watched.pop(handler, None)
-                handler.close(4403, "access revoked or expired")
+                handler.close(4403, why)

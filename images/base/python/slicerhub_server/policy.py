@@ -87,3 +87,20 @@ def relative_path(path: str, base_url: str) -> str | None:
     if not path.startswith(base):
         return None
     return path[len(base):]
+
+
+def keep_watching(verdict: bool | None, unanswered_since: float | None, now: float,
+                  grace: float) -> tuple[bool, float | None]:
+    """Whether a viewer's open websocket stays open after one re-check.
+
+    ``verdict``: True, the hub confirms the access; False, the hub says it
+    ended (revoked, expired, token gone); None, the hub did not answer (it is
+    restarting). While the hub does not answer, the last confirmed access holds
+    for ``grace`` seconds: nobody can revoke anything while the hub is down, and
+    a hub restart must not cut the people watching. Returns (keep open, the
+    time the hub stopped answering, or None once it answers).
+    """
+    if verdict is not None:
+        return verdict, None
+    since = now if unanswered_since is None else unanswered_since
+    return now - since <= grace, since
