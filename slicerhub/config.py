@@ -109,13 +109,13 @@ class Database(_Model):
     url: Annotated[str, AfterValidator(_check_database_url)] | None = Field(
         None,
         description="SQLAlchemy URL of the hub's PostgreSQL database, without the password, e.g. "
-        "postgresql+psycopg://slicerhub@db.example.org:5432/slicerhub. Unset: SQLite in hub.data_dir "
+        "`postgresql+psycopg://slicerhub@db.example.org:5432/slicerhub`. Unset: SQLite in `hub.data_dir` "
         "(one hub machine; fine for a few hundred users).",
     )
     password_file: str | None = Field(
         None,
         description="File holding the database password, read when the hub starts (never put the "
-        "password in this file). Unset: libpq's own PGPASSWORD / ~/.pgpass, or no password.",
+        "password in this file). Unset: libpq's own `PGPASSWORD` / `~/.pgpass`, or no password.",
     )
     connect_timeout: int = Field(
         10, ge=1, le=300,
@@ -134,11 +134,11 @@ class PublicTls(_Model):
     cert_file: str = Field(
         min_length=1,
         description="PEM certificate (with its intermediate certificates) the proxy presents on "
-        "hub.bind_url; readable by the proxy's user.",
+        "`hub.bind_url`; readable by the proxy's user.",
     )
     key_file: str = Field(
         min_length=1,
-        description="PEM private key of cert_file (mode 0600, never in this repository or an image).",
+        description="PEM private key of `cert_file` (mode 0600, never in this repository or an image).",
     )
 
 
@@ -149,31 +149,64 @@ class HubSettings(_Model):
                           "(then bind an http:// address on loopback).")
     tls: PublicTls | None = Field(
         None,
-        description="The certificate and key the proxy serves hub.bind_url with (https:// only).",
+        description="The certificate and key the proxy serves `hub.bind_url` with (`https://` only; see "
+        "[docs/operations.md, HTTPS](operations.md#https)). Unset: plain HTTP.",
     )
-    data_dir: str = "var/hub"
-    # Where the hub API listens (for user servers) and the proxy's own API.
-    api_port: int = Field(8081, ge=1, le=65535)
-    proxy_api_port: int = Field(8001, ge=1, le=65535)
-    # The courses service (gallery, publishing), on 127.0.0.1, behind the proxy.
-    courses_port: int = Field(8002, ge=1, le=65535)
-    # The sharing service (read-only links, teachers' "join read-only").
-    sharing_port: int = Field(8003, ge=1, le=65535)
-    # Admission control for a class starting at once (benchmarks/README.md, "Class burst"):
-    # at most this many servers starting; more starts get HTTP 429 + Retry-After
-    # (a random whole number of seconds in spawn_retry_seconds) and the page
-    # retries by itself ("you are in the queue").
-    concurrent_spawn_limit: int = Field(10, ge=1, le=10000)
-    spawn_retry_seconds: tuple[Annotated[int, Field(ge=1, le=600)], Annotated[int, Field(ge=1, le=600)]] = (5, 15)
-    # At most this many logins processed at once (0: no limit); the others wait
-    # their turn, up to login_queue_seconds, then get 503 + Retry-After.
-    concurrent_login_limit: int = Field(2, ge=0, le=1000)
-    login_queue_seconds: float = Field(60.0, gt=0, le=300)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    data_dir: str = Field(
+        "var/hub",
+        description="Directory of the hub's state: its SQLite database (unless `hub.database.url` is set), "
+        "cookie secret, proxy pid file and the courses and sharing audit logs. On Kubernetes it must "
+        "be `/srv/jupyterhub` (the hub pod's volume).",
+    )
+    api_port: int = Field(
+        8081, ge=1, le=65535,
+        description="Port of the hub API, which user servers and the services call.",
+    )
+    proxy_api_port: int = Field(
+        8001, ge=1, le=65535,
+        description="Port of configurable-http-proxy's own API (loopback only).",
+    )
+    courses_port: int = Field(
+        8002, ge=1, le=65535,
+        description="Port of the courses service (gallery, publishing) on 127.0.0.1, reached through "
+        "the proxy.",
+    )
+    sharing_port: int = Field(
+        8003, ge=1, le=65535,
+        description="Port of the sharing service (read-only links, teachers' \"join read-only\") on "
+        "127.0.0.1, reached through the proxy.",
+    )
+    # Admission control for a class starting at once (benchmarks/README.md, "Class burst").
+    concurrent_spawn_limit: int = Field(
+        10, ge=1, le=10000,
+        description="Servers starting at once; more starts get HTTP 429 + Retry-After and the person "
+        "sees \"you are in the queue\", a page that asks again by itself. Raise it on Kubernetes, "
+        "where a start mostly waits for its pod.",
+    )
+    spawn_retry_seconds: tuple[Annotated[int, Field(ge=1, le=600)], Annotated[int, Field(ge=1, le=600)]] = Field(
+        (5, 15),
+        description="`[min, max]` seconds: the Retry-After of that 429 is a random whole number of "
+        "seconds in this range, about a start's duration (shorter: more refused retries cost the "
+        "hub; longer: free slots stay unused).",
+    )
+    concurrent_login_limit: int = Field(
+        2, ge=0, le=1000,
+        description="Logins processed at once (LDAP and the hub's bookkeeping); the others wait their "
+        "turn, costing nothing; `0`: no limit. Raise it (4-8) for a slow or remote directory, where a "
+        "login mostly waits on LDAP.",
+    )
+    login_queue_seconds: float = Field(
+        60.0, gt=0, le=300,
+        description="Seconds a login may wait for its turn before the person sees \"many people are "
+        "signing in, sign in again in 10 seconds\" (HTTP 503 + Retry-After).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="JupyterHub's log level: `DEBUG`, `INFO`, `WARNING` or `ERROR`.",
+    )
     database: Database = Field(
         Database(),
-        description="The hub's database: SQLite in data_dir (default) or PostgreSQL (several "
-        "thousand users, Kubernetes; docs/operations.md has backups and upgrades).",
+        description="The hub's database: SQLite in `data_dir` (default) or PostgreSQL (several "
+        "thousand users, Kubernetes; [docs/operations.md](operations.md) has backups and upgrades).",
     )
 
     @model_validator(mode="after")
@@ -195,9 +228,16 @@ class HubSettings(_Model):
 
 
 class LdapTimeouts(_Model):
-    connect: float = Field(5.0, gt=0, le=60)
-    receive: float = Field(10.0, gt=0, le=120)
-    login: float = Field(20.0, gt=0, le=300)
+    connect: float = Field(5.0, gt=0, le=60, description="Seconds to open a connection to the directory.")
+    receive: float = Field(
+        10.0, gt=0, le=120,
+        description="Seconds to wait for each reply from the directory (whole seconds are used).",
+    )
+    login: float = Field(
+        20.0, gt=0, le=300,
+        description="Overall seconds for one login; then the person sees \"directory not answering\". "
+        "At least `connect`.",
+    )
 
     @model_validator(mode="after")
     def _login_covers_one_round_trip(self):
@@ -207,10 +247,20 @@ class LdapTimeouts(_Model):
 
 
 class LdapLookup(_Model):
-    search_base: DN
-    user_attribute: str = Field("uid", pattern=r"^[A-Za-z][A-Za-z0-9-]*$")
-    bind_dn: DN | None = None
-    bind_password_file: str | None = None
+    search_base: DN = Field(description="DN under which the user's entry is searched for, e.g. "
+                            "`ou=people,dc=uni,dc=edu`.")
+    user_attribute: str = Field(
+        "uid", pattern=r"^[A-Za-z][A-Za-z0-9-]*$",
+        description="Attribute holding the login name: `uid`, or `sAMAccountName` for Active Directory.",
+    )
+    bind_dn: DN | None = Field(
+        None,
+        description="DN to bind as for the search (needs `bind_password_file`). Unset: search anonymously.",
+    )
+    bind_password_file: str | None = Field(
+        None,
+        description="File holding `bind_dn`'s password, read at login (the password never goes in this file).",
+    )
 
     @model_validator(mode="after")
     def _password_with_dn(self):
@@ -220,13 +270,16 @@ class LdapLookup(_Model):
 
 
 class LdapGroups(_Model):
-    admins: list[DN] = []
-    teachers: list[DN] = []
-    students: list[DN] = []
-    # Who may log in at all; empty means every account in the directory.
-    allowed: list[DN] = []
-    # More groups to sync into the hub (courses, projects).
-    extra: list[DN] = []
+    admins: list[DN] = Field([], description="Group DNs whose members are hub admins (re-checked at every login).")
+    teachers: list[DN] = Field(
+        [], description="Group DNs of teachers (the `teacher` role: may list group membership; write "
+        "their courses' `shared/` folder and publish apps).",
+    )
+    students: list[DN] = Field([], description="Group DNs of students.")
+    allowed: list[DN] = Field(
+        [], description="Group DNs whose members may log in at all; empty: every account in the directory.",
+    )
+    extra: list[DN] = Field([], description="More group DNs to sync into the hub (courses, projects).")
 
     @model_validator(mode="after")
     def _names_unique(self):
@@ -250,15 +303,44 @@ class LdapGroups(_Model):
 
 
 class LdapSettings(_Model):
-    server: str = Field(min_length=1, pattern=HOST)
-    port: int | None = Field(None, ge=1, le=65535)
-    tls: Literal["before_bind", "on_connect", "insecure"] = "before_bind"
-    ca_file: str | None = None
-    bind_dn_template: list[str] = []
-    lookup: LdapLookup | None = None
-    group_search_filter: str | None = None
-    groups: LdapGroups = LdapGroups()
-    timeouts: LdapTimeouts = LdapTimeouts()
+    server: str = Field(
+        min_length=1, pattern=HOST,
+        description="Host name or IP address of the directory: the name its certificate was issued for.",
+    )
+    port: int | None = Field(
+        None, ge=1, le=65535, description="Port of the directory. Unset: 389 (636 with `tls: on_connect`).",
+    )
+    tls: Literal["before_bind", "on_connect", "insecure"] = Field(
+        "before_bind",
+        description="`before_bind` (StartTLS), `on_connect` (LDAPS) or `insecure` (no TLS: loopback demos "
+        "only); see [TLS to the directory](configuration.md#tls-to-the-directory).",
+    )
+    ca_file: str | None = Field(
+        None,
+        description="PEM file with the CA certificate(s) that signed the directory's certificate. "
+        "Unset: the system's CAs.",
+    )
+    bind_dn_template: list[str] = Field(
+        [],
+        description="DNs to bind as, with `{username}`, e.g. `uid={username},ou=people,dc=uni,dc=edu`. "
+        "Active Directory's `{username}@uni.edu` UPNs are not DNs: use `lookup`. Set this or `lookup`.",
+    )
+    lookup: LdapLookup | None = Field(
+        None,
+        description="Find the user's DN by a search instead of `bind_dn_template`. Set this or "
+        "`bind_dn_template`.",
+    )
+    group_search_filter: str | None = Field(
+        None,
+        description="How group membership is tested; for nested Active Directory groups use "
+        "`(member:1.2.840.113556.1.4.1941:={userdn})`. Unset: ldapauthenticator's "
+        "`(|(member={userdn})(uniqueMember={userdn})(memberUid={uid}))`.",
+    )
+    groups: LdapGroups = Field(
+        LdapGroups(),
+        description="Groups synced into the hub at every login, each named after its DN's first RDN value.",
+    )
+    timeouts: LdapTimeouts = Field(LdapTimeouts(), description="Time limits of talking to the directory.")
 
     @field_validator("bind_dn_template")
     @classmethod
@@ -277,102 +359,175 @@ class LdapSettings(_Model):
 
 
 class DockerBackend(_Model):
-    network: str = Field("slicerhub", pattern=NAME)
-    # Remove containers on stop; homes live in volumes, so nothing is lost.
-    remove: bool = True
-    home_volume: str = Field("slicerhub-home-{username}", pattern=r"\{username\}")
-    # Containers are named <prefix>-<username>.
-    container_prefix: str = Field("slicerhub", pattern=NAME)
-    docker_host: str | None = None
-    # Address containers use to reach the hub API; default: the network gateway.
-    hub_connect_ip: str | None = None
+    network: str = Field(
+        "slicerhub", pattern=NAME,
+        description="Bridge network of user containers (created if missing); the hub API listens on its gateway.",
+    )
+    remove: bool = Field(
+        True,
+        description="Remove containers on stop (homes live in volumes, so nothing is lost); false: "
+        "`false`: keep and reuse them, replaced when the profile or image changed.",
+    )
+    home_volume: str = Field(
+        "slicerhub-home-{username}", pattern=r"\{username\}",
+        description="Name of the Docker volume holding each home; `{username}` is the user's name.",
+    )
+    container_prefix: str = Field(
+        "slicerhub", pattern=NAME, description="Containers are named `<prefix>-<username>`.",
+    )
+    docker_host: str | None = Field(
+        None, description="URL of the Docker engine, e.g. `tcp://host:2376`. Unset: the local socket.",
+    )
+    hub_connect_ip: str | None = Field(
+        None, description="Address containers use to reach the hub API. Unset: the network's gateway.",
+    )
 
 
 class KubernetesBackend(_Model):
-    namespace: str = Field("slicerhub", pattern=SLUG)
-    storage_class: str | None = None
-    home_size: str = Field("10Gi", pattern=K8S_QUANTITY)
-    gpu_node_selector: dict[str, str] = {}
-    # Tolerate the nvidia.com/gpu taint that GPU node pools usually carry.
-    gpu_toleration: bool = True
+    namespace: str = Field("slicerhub", pattern=SLUG, description="Namespace of the user pods.")
+    storage_class: str | None = Field(
+        None, description="Storage class of the home PVCs. Unset: the cluster's default.",
+    )
+    home_size: str = Field(
+        "10Gi", pattern=K8S_QUANTITY,
+        description="Size of each home PVC (`slicerhub-home-<user>`, kept when the server is deleted).",
+    )
+    gpu_node_selector: dict[str, str] = Field(
+        {}, description="Node labels the pods of GPU profiles must land on; `{}`: any node.",
+    )
+    gpu_toleration: bool = Field(
+        True,
+        description="Let the pods of GPU profiles tolerate the `nvidia.com/gpu` taint that GPU node pools "
+        "usually carry.",
+    )
 
 
 class Backend(_Model):
-    type: Literal["docker", "kubernetes"] = "docker"
-    docker: DockerBackend = DockerBackend()
-    kubernetes: KubernetesBackend = KubernetesBackend()
+    type: Literal["docker", "kubernetes"] = Field(
+        "docker", description="Where user servers run: `docker` (one machine) or `kubernetes` (the Helm chart).",
+    )
+    docker: DockerBackend = Field(DockerBackend(), description="Settings of the docker backend.")
+    kubernetes: KubernetesBackend = Field(KubernetesBackend(), description="Settings of the kubernetes backend.")
 
 
 class Profile(_Model):
-    slug: str = Field(pattern=SLUG)
-    display_name: str = Field(min_length=1, max_length=80)
-    description: str = ""
-    image: str = Field(min_length=1, pattern=NO_SPACE)
-    cpu_limit: float | None = Field(None, gt=0, le=256)
-    mem_limit: str | None = Field(None, pattern=BYTES)
-    gpus: int = Field(0, ge=0, le=16)
-    # JupyterHub groups (synced from LDAP) allowed to use it; empty = everyone.
-    groups: list[str] = []
-    default: bool = False
+    slug: str = Field(
+        pattern=SLUG, description="Short name of the profile: `a-z`, `0-9` and `-`, at most 40, unique.",
+    )
+    display_name: str = Field(min_length=1, max_length=80, description="Name the profile form shows.")
+    description: str = Field("", description="Text the profile form shows under the name.")
+    image: str = Field(
+        min_length=1, pattern=NO_SPACE,
+        description="User image, e.g. `registry.example.org/slicerhub/slicer-core:0.1.0`.",
+    )
+    cpu_limit: float | None = Field(None, gt=0, le=256, description="CPUs a server may use. Unset: no limit.")
+    mem_limit: str | None = Field(
+        None, pattern=BYTES, description="Memory a server may use, e.g. `4G`. Unset: no limit.",
+    )
+    gpus: int = Field(
+        0, ge=0, le=16,
+        description="NVIDIA GPUs per server (Docker `device_requests` / the `nvidia.com/gpu` limit, and "
+        "`NVIDIA_DRIVER_CAPABILITIES=all`).",
+    )
+    groups: list[str] = Field(
+        [],
+        description="Hub groups (synced from LDAP) that may use the profile; empty: everyone. Admins "
+        "may use all.",
+    )
+    default: bool = Field(False, description="Preselected in the form (at most one profile).")
 
 
 COURSE = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
 
 
 class Storage(_Model):
-    home_path: str = Field("/home/slicer", pattern=r"^/")
+    home_path: str = Field(
+        "/home/slicer", pattern=r"^/",
+        description="Home inside the user servers (the images' user `slicer`, UID 1000, GID 100).",
+    )
 
 
 class Courses(_Model):
-    # Hub groups (synced from LDAP) that are courses: each gets a folder with
-    # shared/ (teachers write, students read) and apps/ (published Voilà apps).
-    groups: list[str] = Field([], max_length=500)
-    # The folder with one subfolder per course. Docker: a directory on the
-    # hub's machine, bind-mounted into user containers. Kubernetes: where
-    # `claim` is mounted in the hub pod.
-    root: str = Field("var/courses", min_length=1)
-    # Kubernetes only: a ReadWriteMany PVC holding `root` (one subPath per course).
-    claim: str | None = Field(None, pattern=NAME)
-    # Inside user servers; under the home, so Voilà (serving the home) opens apps.
-    mount_path: str = Field("/home/slicer/courses", pattern=r"^/")
+    groups: list[str] = Field(
+        [], max_length=500,
+        description="Hub groups (synced from LDAP) that are courses (lower-case letters, digits, `-`): "
+        "each gets a folder with `shared/` (teachers write, students read) and `apps/` (published Voilà "
+        "apps). Empty: no courses, no courses service.",
+    )
+    root: str = Field(
+        "var/courses", min_length=1,
+        description="The folder with one subfolder per course. Docker: a directory on the hub's "
+        "machine, bind-mounted into user containers. Kubernetes: where `claim` is mounted for the "
+        "courses service.",
+    )
+    claim: str | None = Field(
+        None, pattern=NAME,
+        description="Kubernetes only: a ReadWriteMany PVC holding `root`; each course folder is a `subPath` of it.",
+    )
+    mount_path: str = Field(
+        "/home/slicer/courses", pattern=r"^/",
+        description="Where the course folders appear inside user servers; must be inside "
+        "`storage.home_path`, so Voilà (serving the home) opens the apps.",
+    )
 
 
 class Sharing(_Model):
-    # Read-only links to a running session (JupyterHub share codes).
-    enabled: bool = True
-    # Link lifetimes offered, and the longest allowed (seconds).
-    default_expiry: int = Field(3600, ge=60, le=31536000)
-    max_expiry: int = Field(86400, ge=60, le=31536000)
-    # How long a teacher's "join read-only" on a student's session lasts.
-    join_expiry: int = Field(7200, ge=60, le=86400)
-    # How often expired links are withdrawn (the bound on how long a viewer
-    # keeps access after expiry; revocation is immediate).
-    sweep_every: float = Field(5.0, ge=1, le=300)
+    enabled: bool = Field(
+        True,
+        description="Read-only links to a running session (JupyterHub share codes); `false`: no sharing "
+        "service, and users cannot share.",
+    )
+    default_expiry: int = Field(
+        3600, ge=60, le=31536000,
+        description="Seconds a new link works unless the user picks another time (at most `max_expiry`).",
+    )
+    max_expiry: int = Field(
+        86400, ge=60, le=31536000,
+        description="The longest a link may work, in seconds (at most a year, JupyterHub's limit for codes).",
+    )
+    join_expiry: int = Field(
+        7200, ge=60, le=86400,
+        description="Seconds a teacher's \"join read-only\" on a student's session lasts.",
+    )
+    sweep_every: float = Field(
+        5.0, ge=1, le=300,
+        description="Seconds between withdrawals of expired links: the bound on how long a viewer keeps "
+        "access after expiry (revocation is immediate).",
+    )
 
 
 class Culler(_Model):
-    enabled: bool = True
-    # Must exceed websocket pings (30 s) + JupyterHub.last_activity_interval (300 s).
-    timeout: int = Field(3600, ge=360)
-    every: int = Field(300, ge=10)
-    max_age: int = Field(0, ge=0)
-    concurrency: int = Field(10, ge=1, le=100)
+    enabled: bool = Field(True, description="Run the idle culler; `false`: servers run until stopped.")
+    # The minimum exceeds websocket pings (30 s) + JupyterHub.last_activity_interval (300 s).
+    timeout: int = Field(
+        3600, ge=360,
+        description="Seconds idle before a server is stopped (at least 360: activity is reported every 300 s).",
+    )
+    every: int = Field(300, ge=10, description="Seconds between the culler's checks.")
+    max_age: int = Field(
+        0, ge=0, description="Stop servers older than this many seconds regardless of activity; `0`: never.",
+    )
+    concurrency: int = Field(10, ge=1, le=100, description="Hub API requests the culler makes in parallel.")
 
 
 class SlicerHubConfig(_Model):
-    hub: HubSettings = HubSettings()
-    ldap: LdapSettings
-    backend: Backend = Backend()
-    profiles: list[Profile] = Field(min_length=1)
-    storage: Storage = Storage()
-    courses: Courses = Courses()
-    sharing: Sharing = Sharing()
-    culler: Culler = Culler()
+    hub: HubSettings = Field(HubSettings(), description="The hub, its proxy and its services: addresses, "
+                             "ports, state, admission control.")
+    ldap: LdapSettings = Field(description="The LDAP directory people log in with and whose groups the hub syncs.")
+    backend: Backend = Field(Backend(), description="Where user servers run: Docker or Kubernetes.")
+    profiles: list[Profile] = Field(
+        min_length=1, description="What people may start (image, resources, GPUs): at least one.",
+    )
+    storage: Storage = Field(Storage(), description="Where homes are inside user servers.")
+    courses: Courses = Field(Courses(), description="Course folders and the courses service (published apps).")
+    sharing: Sharing = Field(Sharing(), description="Read-only links to a running session and teachers' "
+                             "\"join read-only\".")
+    culler: Culler = Field(Culler(), description="The idle culler, which stops idle servers.")
     jupyterhub: dict[Annotated[str, Field(pattern=TRAITLETS_CLASS)],
                      dict[Annotated[str, Field(pattern=TRAIT_NAME)], Any]] = Field(
         {},
-        description="JupyterHub settings this file has no field for, as in jupyterhub_config.py: "
-        "{Class: {setting: value}}, e.g. {Spawner: {start_timeout: 300}}. Checked against the real "
+        description="JupyterHub settings this file has no field for, as in `jupyterhub_config.py`: "
+        "`{Class: {setting: value}}`, e.g. `{Spawner: {start_timeout: 300}}`. Checked against the real "
         "classes (the setting must exist and the value fit), applied after SlicerHub's own settings. "
         "A setting a field of this file controls is refused with the field's name.",
     )
