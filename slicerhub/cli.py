@@ -71,6 +71,22 @@ def _helm_schema(args) -> int:
     return 0
 
 
+def _docs(args) -> int:
+    from pathlib import Path
+
+    from .config_docs import DOCS, update
+
+    path = Path(args.file) if args.file else DOCS
+    if update(path, check=args.check):
+        print(f"{path}: up to date")
+        return 0
+    if args.check:
+        print(f"{path}: field tables are stale: run `slicerhub config docs`", file=sys.stderr)
+        return 1
+    print(f"{path}: field tables regenerated")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="slicerhub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -94,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_helm_values)
     p = csub.add_parser("helm-schema", help="print helm/slicerhub/values.schema.json")
     p.set_defaults(func=_helm_schema)
+    p = csub.add_parser("docs", help="regenerate the field tables of docs/configuration.md from the models")
+    p.add_argument("--check", action="store_true", help="only check that they are current (exit 1 if not)")
+    p.add_argument("--file", default=None, help="the Markdown file (default: docs/configuration.md)")
+    p.set_defaults(func=_docs)
     from .runtime.launch import add_parsers as add_runtime_parsers
 
     add_runtime_parsers(sub)
