@@ -280,28 +280,82 @@ def to_traitlets(
 
 
 # Settings of `jupyterhub:` that a field of the deployment file decides: the
-# field is named instead, so each option has one place.
+# field is named instead, so each option has one place. Matched through the
+# class's MRO, so SlicerLDAPAuthenticator.admin_users hits Authenticator's entry.
 FIELD_OF_SETTING = {
     ("JupyterHub", "bind_url"): "hub.bind_url",
     ("JupyterHub", "db_url"): "hub.database.url",
     ("JupyterHub", "hub_port"): "hub.api_port",
+    ("JupyterHub", "proxy_api_ip"): "hub.proxy_api_port",
+    ("JupyterHub", "proxy_api_port"): "hub.proxy_api_port",
     ("JupyterHub", "concurrent_spawn_limit"): "hub.concurrent_spawn_limit",
     ("JupyterHub", "log_level"): "hub.log_level",
     ("JupyterHub", "spawner_class"): "backend.type",
     ("JupyterHub", "authenticator_class"): "ldap",
     ("JupyterHub", "services"): "culler, courses and sharing",
+    ("JupyterHub", "load_roles"): "ldap.groups (admins, teachers and students are roles from LDAP groups)",
     ("ConfigurableHTTPProxy", "api_url"): "hub.proxy_api_port",
+    ("Authenticator", "allow_all"): "ldap.groups.allowed (empty: every account of the directory)",
+    ("Authenticator", "allowed_users"): "ldap.groups.allowed",
+    ("Authenticator", "admin_users"): "ldap.groups.admins",
+    ("Authenticator", "manage_groups"): "ldap.groups",
+    ("LDAPAuthenticator", "server_address"): "ldap.server",
+    ("LDAPAuthenticator", "server_port"): "ldap.port",
+    ("LDAPAuthenticator", "tls_strategy"): "ldap.tls",
+    ("LDAPAuthenticator", "tls_kwargs"): "ldap.ca_file",
+    ("LDAPAuthenticator", "bind_dn_template"): "ldap.bind_dn_template",
+    ("LDAPAuthenticator", "lookup_dn"): "ldap.lookup",
+    ("LDAPAuthenticator", "user_search_base"): "ldap.lookup.search_base",
+    ("LDAPAuthenticator", "user_attribute"): "ldap.lookup.user_attribute",
+    ("LDAPAuthenticator", "lookup_dn_search_user"): "ldap.lookup.bind_dn",
+    ("LDAPAuthenticator", "lookup_dn_search_password"): "ldap.lookup.bind_password_file (never a password here)",
+    ("LDAPAuthenticator", "allowed_groups"): "ldap.groups.allowed",
+    ("LDAPAuthenticator", "group_search_filter"): "ldap.group_search_filter",
+    ("SlicerLDAPAuthenticator", "admin_groups"): "ldap.groups.admins",
+    ("SlicerLDAPAuthenticator", "login_groups"): "ldap.groups.allowed",
+    ("SlicerLDAPAuthenticator", "synced_groups"): "ldap.groups",
+    ("SlicerLDAPAuthenticator", "connect_timeout"): "ldap.timeouts.connect",
+    ("SlicerLDAPAuthenticator", "receive_timeout"): "ldap.timeouts.receive",
+    ("SlicerLDAPAuthenticator", "login_timeout"): "ldap.timeouts.login",
+    ("SlicerLDAPAuthenticator", "concurrent_login_limit"): "hub.concurrent_login_limit",
+    ("SlicerLDAPAuthenticator", "login_queue_timeout"): "hub.login_queue_seconds",
     ("SlicerSpawner", "profiles"): "profiles",
     ("SlicerSpawner", "home_path"): "storage.home_path",
     ("SlicerSpawner", "courses"): "courses",
+    ("SlicerSpawner", "teacher_groups"): "ldap.groups.teachers",
+    ("DockerSpawner", "network_name"): "backend.docker.network",
+    ("DockerSpawner", "prefix"): "backend.docker.container_prefix",
+    ("DockerSpawner", "remove"): "backend.docker.remove",
+    ("SlicerDockerSpawner", "home_volume"): "backend.docker.home_volume",
+    ("KubeSpawner", "namespace"): "backend.kubernetes.namespace",
+    ("KubeSpawner", "storage_class"): "backend.kubernetes.storage_class",
+    ("KubeSpawner", "storage_capacity"): "backend.kubernetes.home_size",
+    ("KubeSpawner", "profile_list"): "profiles",
+    ("SlicerKubeSpawner", "gpu_node_selector"): "backend.kubernetes.gpu_node_selector",
+    ("SlicerKubeSpawner", "gpu_toleration"): "backend.kubernetes.gpu_toleration",
 }
-# What the platform's promises rest on (docs/operations.md): not settable.
+# What the platform's promises rest on (docs/operations.md, docs/sharing.md): not settable.
+_PROXY_BESIDE = "the proxy runs beside the hub (slicerhub run proxy), never as its child"
+_SECRETS_IN_FILES = "secrets live in files under hub.data_dir/secrets, never in the deployment file"
+_READ_ONLY = "the read-only levels of shared sessions depend on it"
 FIXED_SETTINGS = {
     ("JupyterHub", "cleanup_servers"): "a hub restart must leave every server running",
     ("JupyterHub", "cleanup_proxy"): "the proxy is its own process and keeps every route",
-    ("ConfigurableHTTPProxy", "should_start"): "the proxy is started beside the hub, not by it",
-    ("ConfigurableHTTPProxy", "auth_token"): "the proxy's token is a file under hub.data_dir/secrets",
-    ("JupyterHub", "custom_scopes"): "the read-only levels of shared sessions depend on them",
+    ("JupyterHub", "proxy_class"): _PROXY_BESIDE,
+    ("JupyterHub", "proxy_cmd"): _PROXY_BESIDE,
+    ("JupyterHub", "proxy_auth_token"): _SECRETS_IN_FILES,
+    ("ConfigurableHTTPProxy", "should_start"): _PROXY_BESIDE,
+    ("ConfigurableHTTPProxy", "command"): _PROXY_BESIDE,
+    ("ConfigurableHTTPProxy", "auth_token"): _SECRETS_IN_FILES,
+    ("JupyterHub", "api_tokens"): _SECRETS_IN_FILES + "; a token here could act as any user or service",
+    ("JupyterHub", "service_tokens"): _SECRETS_IN_FILES + "; a token here could act as any user or service",
+    ("JupyterHub", "cookie_secret"): _SECRETS_IN_FILES,
+    ("JupyterHub", "reset_db"): "it would delete every user, group and token at each hub start",
+    ("JupyterHub", "custom_scopes"): _READ_ONLY,
+    ("Spawner", "oauth_client_allowed_scopes"): _READ_ONLY,
+    ("Spawner", "server_token_scopes"): _READ_ONLY,
+    ("Spawner", "oauth_roles"): _READ_ONLY,
+    ("DockerSpawner", "allowed_images"): "people could start any of these images past the profiles' groups",
 }
 
 
@@ -321,13 +375,19 @@ def _configurable_classes(cfg: SlicerHubConfig) -> dict[str, type]:
     return found
 
 
-def check_jupyterhub_settings(cfg: SlicerHubConfig) -> list[str]:
-    """One message per `jupyterhub:` setting that would not work as written."""
+def _table_entry(cls: type, name: str, table: Mapping[tuple[str, str], str]) -> str | None:
+    return next((table[c.__name__, name] for c in cls.__mro__ if (c.__name__, name) in table), None)
+
+
+def check_jupyterhub_settings(cfg: SlicerHubConfig, ours: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One message per `jupyterhub:` setting that would not work as written;
+    `ours` is what SlicerHub itself sets (to_traitlets without the section)."""
     if not cfg.jupyterhub:
         return []
-    from traitlets import TraitError
+    from traitlets import HasTraits
 
     classes = _configurable_classes(cfg)
+    probe = HasTraits()  # container traits need an object to validate against
     problems = []
     for cls_name, settings in cfg.jupyterhub.items():
         cls = classes.get(cls_name)
@@ -338,24 +398,31 @@ def check_jupyterhub_settings(cfg: SlicerHubConfig) -> list[str]:
         traits = cls.class_traits(config=True)
         for name, value in settings.items():
             where = f"jupyterhub.{cls_name}.{name}"
-            owner = next((c.__name__ for c in cls.__mro__ if (c.__name__, name) in FIXED_SETTINGS | FIELD_OF_SETTING),
-                         None)
-            if (owner, name) in FIXED_SETTINGS:
-                problems.append(f"{where}: cannot be changed ({FIXED_SETTINGS[owner, name]})")
-            elif (owner, name) in FIELD_OF_SETTING:
-                problems.append(f"{where}: set by this file's {FIELD_OF_SETTING[owner, name]}; change that instead")
+            # traitlets: the most specific class's setting wins, so ours on a subclass would.
+            shadow = next((c for c, section in ours.items() if name in section and c != cls_name
+                           and c in classes and issubclass(classes[c], cls)), None)
+            target = classes[shadow] if shadow else cls
+            fixed = _table_entry(target, name, FIXED_SETTINGS)
+            field = _table_entry(target, name, FIELD_OF_SETTING)
+            if fixed:
+                problems.append(f"{where}: cannot be changed ({fixed})")
+            elif field:
+                problems.append(f"{where}: set by this file's {field}; change that instead")
             elif name not in traits:
                 problems.append(f"{where}: {cls_name} has no setting {name!r}")
+            elif shadow:
+                problems.append(f"{where}: SlicerHub sets {shadow}.{name}, which wins over {cls_name}.{name}; "
+                                f"write jupyterhub.{shadow}.{name}")
             else:
                 try:
-                    traits[name].validate(None, value)
-                except TraitError as e:
-                    problems.append(f"{where}: {e}")
+                    traits[name].validate(probe, value)
+                except Exception as e:  # TraitError, or a trait that cannot take this shape at all
+                    problems.append(f"{where}: " + str(e).replace(" of a HasTraits instance", ""))
     return problems
 
 
 def _with_jupyterhub_settings(cfg: SlicerHubConfig, traits: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    problems = check_jupyterhub_settings(cfg)
+    problems = check_jupyterhub_settings(cfg, traits)
     if problems:
         raise ConfigError("jupyterhub", problems)
     for cls_name, settings in cfg.jupyterhub.items():

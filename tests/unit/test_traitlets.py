@@ -449,6 +449,11 @@ def test_jupyterhub_settings_apply_after_slicerhubs_and_mappings_add_to_ours():
     assert traits["Spawner"]["start_timeout"] == 600
     assert traits["Spawner"]["default_url"] == "/lab"  # the rest of SlicerHub's section stays
     assert traits["JupyterHub"]["shutdown_on_logout"] is True
+    # List and dict settings are checked too (they need an object to validate against).
+    listed = to_traitlets(_with_settings({"Spawner": {"cmd": ["jupyterhub-singleuser", "--debug"]},
+                                          "SlicerDockerSpawner": {"extra_host_config": {"shm_size": "1G"}}}))
+    assert listed["Spawner"]["cmd"] == ["jupyterhub-singleuser", "--debug"]
+    assert listed["SlicerDockerSpawner"]["extra_host_config"] == {"shm_size": "1G"}
     assert traits["JupyterHub"]["template_vars"] == {"slicerhub_spawn_retry_seconds": [5, 15],
                                                      "announcement": "Maintenance at 18:00"}
 
@@ -460,6 +465,18 @@ def test_jupyterhub_settings_apply_after_slicerhubs_and_mappings_add_to_ours():
     ({"JupyterHub": {"bind_url": "http://x"}}, "jupyterhub.JupyterHub.bind_url: set by this file's hub.bind_url"),
     ({"SlicerDockerSpawner": {"home_path": "/x"}}, "jupyterhub.SlicerDockerSpawner.home_path: set by this file's storage.home_path"),
     ({"JupyterHub": {"cleanup_servers": True}}, "jupyterhub.JupyterHub.cleanup_servers: cannot be changed"),
+    ({"Spawner": {"args": 5}}, "jupyterhub.Spawner.args: The 'args' trait expected a list, not the int 5."),
+    ({"Authenticator": {"allow_all": True}}, "jupyterhub.Authenticator.allow_all: set by this file's ldap.groups.allowed"),
+    ({"SlicerLDAPAuthenticator": {"admin_users": ["eve"]}}, "jupyterhub.SlicerLDAPAuthenticator.admin_users: set by this file's ldap.groups.admins"),
+    ({"LDAPAuthenticator": {"tls_strategy": "insecure"}}, "jupyterhub.LDAPAuthenticator.tls_strategy: set by this file's ldap.tls"),
+    ({"JupyterHub": {"load_roles": [{"name": "user", "scopes": ["admin:users"]}]}}, "jupyterhub.JupyterHub.load_roles: set by this file's ldap.groups"),
+    ({"JupyterHub": {"proxy_auth_token": "x"}}, "jupyterhub.JupyterHub.proxy_auth_token: cannot be changed (secrets live in files"),
+    ({"JupyterHub": {"api_tokens": {"t": "admin1"}}}, "jupyterhub.JupyterHub.api_tokens: cannot be changed"),
+    ({"Spawner": {"oauth_client_allowed_scopes": ["access:servers"]}}, "jupyterhub.Spawner.oauth_client_allowed_scopes: cannot be changed"),
+    ({"DockerSpawner": {"allowed_images": ["evil:latest"]}}, "jupyterhub.DockerSpawner.allowed_images: cannot be changed"),
+    # A base class's spelling would silently lose to SlicerHub's setting on a subclass.
+    ({"Application": {"log_level": "DEBUG"}}, "jupyterhub.Application.log_level: set by this file's hub.log_level"),
+    ({"LoggingConfigurable": {"nope": 1}}, "jupyterhub.LoggingConfigurable.nope: LoggingConfigurable has no setting"),
     # The Kubernetes spawner's settings are for the Kubernetes backend only.
     ({"KubeSpawner": {"start_timeout": 5}}, "jupyterhub.KubeSpawner: no such JupyterHub class here"),
 ])
