@@ -95,7 +95,8 @@ def _check_database_url(value: str) -> str:
         url = make_url(value)
     except ArgumentError:
         raise ValueError(f"not a database URL (expected {DATABASE_DRIVER}://USER@HOST:PORT/DATABASE)") from None
-    if url.password is not None:
+    # libpq also takes the password (or a password file) as URL parameters.
+    if url.password is not None or {k.lower() for k in url.query} & {"password", "passfile"}:
         raise ValueError("must not carry a password (put it in hub.database.password_file)")
     if url.drivername != DATABASE_DRIVER:
         raise ValueError(f"must start with {DATABASE_DRIVER}:// (PostgreSQL through psycopg 3; "

@@ -51,6 +51,11 @@ def test_a_timeout_in_the_url_is_kept():
     [
         ({"url": "postgresql+psycopg://slicerhub:hunter2@db/slicerhub"},
          "hub.database.url: must not carry a password (put it in hub.database.password_file)"),
+        # libpq takes a password from the URL's parameters too.
+        ({"url": "postgresql+psycopg://slicerhub@db/slicerhub?password=hunter2"},
+         "hub.database.url: must not carry a password"),
+        ({"url": "postgresql+psycopg://slicerhub@db/slicerhub?sslmode=require&PassFile=/tmp/hunter2"},
+         "hub.database.url: must not carry a password"),
         ({"url": "postgresql://slicerhub@db/slicerhub"}, "hub.database.url: must start with postgresql+psycopg://"),
         ({"url": "mysql+pymysql://u@db/x"}, "hub.database.url: must start with postgresql+psycopg://"),
         ({"url": "not a url"}, "hub.database.url: not a database URL"),
