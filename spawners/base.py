@@ -11,6 +11,8 @@ from slicerhub.config import Storage, default_of
 from .profiles import ProfileError, choose_profile, render_form, visible_profiles
 
 PROFILE_LABEL = "org.slicerhub.profile"
+# What a start request may choose (user_options keys).
+START_OPTIONS = {"profile"}
 
 
 class SlicerSpawner(Spawner):
@@ -132,6 +134,14 @@ class SlicerSpawner(Spawner):
         are checked here, against the groups the user has now.
         """
         try:
+            unknown = sorted(set(self.user_options) - START_OPTIONS)
+            if unknown:
+                # The backends read some keys themselves (DockerSpawner: "image"),
+                # past the profile checks: nothing but the profile gets through.
+                err = web.HTTPError(400, f"Unknown start option(s): {', '.join(map(str, unknown))[:200]}; "
+                                    "only 'profile' can be chosen.")
+                err.jupyterhub_message = err.log_message
+                raise err
             self.profile = self._choose(self.user_options.get("profile"))
         except web.HTTPError:
             self._forget_refused_options()

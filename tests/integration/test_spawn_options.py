@@ -39,7 +39,11 @@ def _server(hub, session, name) -> dict:
     return (r.json().get("servers") or {}).get("", {})
 
 
-@pytest.mark.parametrize("options, status", [({"profile": "teacher"}, 403), ({"profile": "no-such"}, 400)])
+@pytest.mark.parametrize("options, status", [
+    ({"profile": "teacher"}, 403), ({"profile": "no-such"}, 400),
+    # An allowed profile with a key a backend would read past the checks (DockerSpawner: image).
+    ({"profile": "standard", "image": "evil/miner:latest"}, 400),
+])
 def test_refused_rest_choice_does_not_block_the_start_page(hub, options, status):
     s, r = hub.login("student1", "student1-pw")
     assert r.status_code == 302
