@@ -53,8 +53,14 @@ DEFAULT_TAGS = {
     "base": "slicerhub/base:dev",
     "slicer-core": "slicerhub/slicer-core:dev",
     "slicer": "slicerhub/slicer:dev",
+    "hub": "slicerhub/hub:dev",
 }
+# The hub image (z2jh's hub pod) is not a user image: it is built FROM the
+# locally made Debian base (BASE_IMAGE_TAG), not from images/base's desktop.
 PARENTS = {"slicer-core": "base", "slicer": "base"}
+# Files of this repository an image installs, copied into its build context
+# under python/ (and hashed with it): the hub image installs SlicerHub itself.
+REPO_FILES = {"hub": ("pyproject.toml", "README.md", "constraints.txt", "slicerhub", "spawners")}
 
 # The images' Python, for `pip download` of a wheelhouse on another machine.
 # pip does not widen a manylinux_2_N platform to older glibc versions, so
@@ -142,6 +148,16 @@ def _wheelhouse_files(wheelhouse: Path) -> list[Path]:
     return files
 
 
+def _copy_repo_files(paths: tuple[str, ...], dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel in paths:
+        path = REPO_ROOT / rel
+        if path.is_dir():
+            shutil.copytree(path, dest / rel, ignore=shutil.ignore_patterns(*IGNORED_IN_CONTEXT))
+        else:
+            shutil.copyfile(path, dest / rel)
+
+
 def build_image(name: str, tag: str, build_args: dict | None = None, *,
                 wheelhouse: Path | None = None, offline: bool = False) -> str:
     """Build ``images/<name>/`` as TAG (unless already built); return the image ID.
@@ -158,6 +174,11 @@ def build_image(name: str, tag: str, build_args: dict | None = None, *,
         raise ValueError("an offline build needs a wheelhouse (--wheelhouse DIR)")
     wheels = _wheelhouse_files(wheelhouse) if wheelhouse is not None else []
     src_hash = source_hash(src)
+    repo_files = REPO_FILES.get(name, ())
+    if repo_files:
+        with tempfile.TemporaryDirectory(prefix=f"slicerhub-hash-{name}-") as tmp:
+            _copy_repo_files(repo_files, Path(tmp))
+            src_hash = hashlib.sha256(f"{src_hash}\0{source_hash(Path(tmp))}".encode()).hexdigest()
     hashed_args = dict(build_args or {})
     if wheels:  # a wheelhouse build is a different build: never "up to date" with an online one
         hashed_args["wheelhouse"] = ",".join(p.name for p in wheels)
@@ -176,6 +197,8 @@ def build_image(name: str, tag: str, build_args: dict | None = None, *,
     with tempfile.TemporaryDirectory(prefix=f"slicerhub-build-{name}-") as tmp:
         context = Path(tmp) / "context"
         shutil.copytree(src, context, ignore=shutil.ignore_patterns(*IGNORED_IN_CONTEXT))
+        if repo_files:
+            _copy_repo_files(repo_files, context / "python")
         # Always present (maybe empty): the Dockerfiles COPY it unconditionally.
         (context / "wheelhouse").mkdir()
         for wheel in wheels:
