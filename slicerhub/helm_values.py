@@ -223,6 +223,8 @@ def values_schema() -> dict[str, Any]:
                                     "properties": {"storageClassName": {"type": "string"},
                                                    "size": {"type": "string",
                                                             "pattern": r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti)?$"}}},
+                    "serviceTokens": {"type": "object", "additionalProperties": False,
+                                      "properties": {"create": {"type": "boolean"}}},
                     "resources": obj,
                     "networkPolicy": {"type": "object", "additionalProperties": False,
                                       "properties": {"enabled": {"type": "boolean"}}},

@@ -61,6 +61,8 @@ def test_slicerhub_objects(deployment):
     tokens = find(objs, "Secret", "slicerhub-service-tokens")
     assert set(tokens["data"]) == {"service-idle-culler-token", "service-courses-token",
                                    "service-sharing-token"}
+    # Kept by helm uninstall, so a reinstall finds and reuses the tokens.
+    assert tokens["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     share = find(objs, "PersistentVolumeClaim", "slicerhub-courses")
     assert share["spec"]["accessModes"] == ["ReadWriteMany"]
     for svc in ("courses", "sharing", "idle-culler"):
@@ -153,12 +155,20 @@ def test_user_pods_reach_hub_and_proxy_only_not_users_api_or_metadata(deployment
         to = rule.get("to")
         assert to, f"a rule open to every destination: {rule}"
         # Not the metadata server, not the cluster's private ranges (pods, the API's cluster IP).
-        for ip in (METADATA_IP, ipaddress.ip_address("10.96.0.1"), ipaddress.ip_address("10.0.0.7"),
-                   ipaddress.ip_address("172.16.0.1"), ipaddress.ip_address("192.168.1.10")):
+        for ip in map(ipaddress.ip_address, (
+                "169.254.169.254", "169.254.170.2",  # AWS/GCP/Azure metadata, ECS task metadata
+                "168.63.129.16", "100.100.100.200",  # Azure wire server, Alibaba metadata
+                "fd00:ec2::254", "fe80::1",  # AWS IMDS on IPv6, link-local
+                "10.96.0.1", "10.0.0.7", "172.16.0.1", "192.168.1.10", "100.64.0.10", "127.0.0.1",
+                "fd12:3456::1")):
             if _allows_ip(to, ip):
                 ports = {p.get("port") for p in rule.get("ports", [])}
-                assert ports <= {53}, f"user pods may reach {ip}: {rule}"
+                # No ports listed means every port.
+                assert ports and ports <= {53}, f"user pods may reach {ip}: {rule}"
                 assert ip != METADATA_IP, f"user pods may reach the metadata server's DNS: {rule}"
+    # Public addresses stay reachable (datasets, package indexes).
+    assert any(_allows_ip(r.get("to", []), ipaddress.ip_address("151.101.0.223")) for r in egress)
+    assert any(_allows_ip(r.get("to", []), ipaddress.ip_address("2a04:4e42::223")) for r in egress)
     # Who may reach a user pod: the hub and the proxy (z2jh's rules), nobody else by default.
     sources = [p["podSelector"]["matchLabels"] for r in spec["ingress"] for p in r.get("from", [])]
     assert {"hub.jupyter.org/network-access-singleuser": "true"} in sources
@@ -214,3 +224,14 @@ def test_chart_lock_digest_is_what_helm_computes(tmp_path):
     (tmp_path / "Chart.lock").write_text(lock.replace("version: 4.4.0", "version: 4.3.0"))
     with pytest.raises(helm_python.HelmError, match="out of sync"):
         helm_python.dependency_build(tmp_path, skip_refresh=True)
+
+
+def test_gitops_sites_bring_their_own_service_tokens():
+    """helm template / Argo CD / Flux cannot read the Secret back: with
+    serviceTokens.create false the chart makes none and the pods use the site's."""
+    values = helm_values(demo_kube_data())
+    values["slicerhub"]["serviceTokens"] = {"create": False}
+    objs = objects(render(values))
+    assert not [o for o in objs if o["kind"] == "Secret" and o["metadata"]["name"] == "slicerhub-service-tokens"]
+    pod = find(objs, "Deployment", "slicerhub-sharing")["spec"]["template"]["spec"]
+    assert next(v for v in pod["volumes"] if v["name"] == "token")["secret"]["secretName"] == "slicerhub-service-tokens"
