@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tests.support.hub import ROOT
 
-from . import burst, desktop, gallery, ldap_stall, restart
+from . import burst, desktop, gallery, ldap_stall, restart, scale
 from .harness import busy, machine_state
 
 DEFAULT_SIZES = [50, 100, 200]
@@ -35,6 +35,16 @@ def _sizes(text: str) -> list[int]:
     if not sizes or any(n < 1 or n > 500 for n in sizes):
         raise argparse.ArgumentTypeError("each size must be between 1 and 500")
     return sizes
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("counts are integers, comma-separated") from None
+    if not counts or any(n < 1 or n > 20000 for n in counts):
+        raise argparse.ArgumentTypeError("each count must be between 1 and 20000")
+    return counts
 
 
 def _admission(text: str) -> dict:
@@ -174,7 +184,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=_sizes, default=None, help="class sizes for the burst (default 50,100,200)")
     parser.add_argument("--quick", action="store_true", help="sizes 10,20 and 6 s stall phases")
-    parser.add_argument("--only", choices=["burst", "stall", "desktop", "gallery", "restart"], default=None)
+    parser.add_argument("--only", choices=["burst", "stall", "desktop", "gallery", "restart", "scale"], default=None)
+    parser.add_argument("--scale-users", type=_counts, default=None,
+                        help="scale: registered users (default 1000,3000; --quick 50,100)")
+    parser.add_argument("--scale-active", type=int, default=None,
+                        help="scale: active stub-farm servers (default 1000; --quick 20)")
+    parser.add_argument("--scale-databases", default="sqlite,postgresql",
+                        help="scale: sqlite, postgresql or both (default both, in that order)")
+    parser.add_argument("--scale-window", type=float, default=None,
+                        help="scale: seconds the hub API is sampled per state (default 40; --quick 10)")
+    parser.add_argument("--scale-activity-interval", type=float, default=scale.ACTIVITY_INTERVAL,
+                        help="scale: seconds between a server's activity reports (default 60; singleuser's is 300)")
     parser.add_argument("--restart-sizes", type=_sizes, default=list(restart.SIZES),
                         help="live sessions for the restart benchmark (default 20,200)")
     parser.add_argument("--stall-seconds", type=float, default=None, help="length of each stall phase (default 12)")
@@ -231,6 +251,13 @@ def main(argv: list[str] | None = None) -> int:
         ("gallery", "gallery", lambda: gallery.run(workdir / "gallery"), gallery.print_gallery),
         ("restart", "restart", lambda: restart.run(workdir / "restart", tuple(args.restart_sizes)),
          restart.print_restart),
+        ("scale", "scale", lambda: scale.run(
+            workdir / "scale",
+            tuple(args.scale_users or (scale.QUICK_USERS if args.quick else scale.USERS)),
+            args.scale_active or (scale.QUICK_ACTIVE if args.quick else scale.ACTIVE),
+            tuple(x.strip() for x in args.scale_databases.split(",") if x.strip()),
+            window=args.scale_window or (10.0 if args.quick else 40.0),
+            activity_interval=args.scale_activity_interval), scale.print_scale),
     ]
     failed = False
     for name, key, run, _ in benchmarks:
