@@ -94,3 +94,22 @@ def test_a_viewer_is_kept_while_the_hub_restarts_then_closed_after_the_grace():
 def test_the_hub_saying_no_closes_at_once_even_after_silence():
     assert policy.keep_watching(False, None, 1000.0, 180) == (False, None)
     assert policy.keep_watching(False, 990.0, 1000.0, 180) == (False, None)
+
+
+@pytest.mark.parametrize("status, message, outage", [
+    (500, "Failed to connect to Hub API at 'http://172.18.0.1:8081/hub/api'.  Is the Hub accessible", True),
+    (502, "Failed to check authorization (upstream problem)", True),
+    (500, "Failed to check authorization", False),  # the hub answered a 4xx
+    (500, "Permission failure checking authorization, I may need a new token", False),
+    (None, "", False),  # not an HTTP error at all (a bad reply, a bug): close
+])
+def test_only_an_unreachable_or_failing_hub_counts_as_an_outage(status, message, outage):
+    assert policy.hub_outage(status, message) is outage
+
+
+def test_the_unreachable_message_is_jupyterhubs():
+    import inspect
+
+    from jupyterhub.services.auth import HubAuth
+
+    assert f'msg = f"{policy.HUB_UNREACHABLE} at' in inspect.getsource(HubAuth._api_request)

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -94,28 +95,41 @@ class ReadOnlyGuard(JupyterHubIdentityProvider):
             self._recheck.start()
 
     async def _recheck_websockets(self) -> None:
-        now = time.monotonic()
+        # All viewers at once, each check bounded: a hub that accepts connections
+        # but does not answer must not stretch one round past the grace.
+        checks = []
         for handler, entry in list(self._watched.items()):
-            token, seen_open, unanswered_since = entry
             if getattr(handler, "ws_connection", None) is None:
-                if seen_open or handler._finished:
+                if entry[1] or handler._finished:
                     self._watched.pop(handler, None)  # closed, or refused before the upgrade
                 continue
             entry[1] = True
-            try:
-                hub_user = await self.hub_auth.user_for_token(token, use_cache=False, sync=False)
-            except Exception as e:  # the hub API did not answer (HubAuth raises HTTPError 500/502)
-                verdict = None
-                if unanswered_since is None:
-                    self.log.warning("read-only: the hub does not answer (%s); viewers keep their "
-                                     "access for up to %.0f s", e, self.hub_outage_grace_seconds)
-            else:
-                # Access to this server (what a share gives) and a level in it.
-                verdict = bool(hub_user and self.hub_auth.check_scopes(self.hub_auth.access_scopes, hub_user)
-                               and level_of(self.hub_auth, hub_user) is not None)
-            keep, entry[2] = policy.keep_watching(verdict, unanswered_since, now, self.hub_outage_grace_seconds)
-            if not keep:
-                why = "access revoked or expired" if verdict is False else "access could not be confirmed"
-                self.log.warning("read-only: %s; closing %s", why, handler.request.path)
-                self._watched.pop(handler, None)
-                handler.close(4403, why)
+            checks.append(self._recheck_one(handler, entry))
+        await asyncio.gather(*checks)
+
+    async def _recheck_one(self, handler, entry) -> None:
+        token, _, unanswered_since = entry
+        try:
+            hub_user = await asyncio.wait_for(
+                self.hub_auth.user_for_token(token, use_cache=False, sync=False), self.recheck_seconds)
+        except Exception as e:
+            status = e.status_code if isinstance(e, web.HTTPError) else None
+            outage = isinstance(e, (asyncio.TimeoutError, TimeoutError)) or policy.hub_outage(
+                status, getattr(e, "log_message", "") or "")
+            verdict = None if outage else False
+            if outage and unanswered_since is None:
+                self.log.warning("read-only: the hub does not answer (%s); viewers keep their access "
+                                 "for up to %.0f s", e or type(e).__name__, self.hub_outage_grace_seconds)
+            elif not outage:
+                self.log.warning("read-only: re-checking a viewer failed (%s); closing", e)
+        else:
+            # Access to this server (what a share gives) and a level in it.
+            verdict = bool(hub_user and self.hub_auth.check_scopes(self.hub_auth.access_scopes, hub_user)
+                           and level_of(self.hub_auth, hub_user) is not None)
+        keep, entry[2] = policy.keep_watching(verdict, unanswered_since, time.monotonic(),
+                                              self.hub_outage_grace_seconds)
+        if not keep:
+            why = "access revoked or expired" if verdict is False else "access could not be confirmed"
+            self.log.warning("read-only: %s; closing %s", why, handler.request.path)
+            self._watched.pop(handler, None)
+            handler.close(4403, why)

@@ -104,3 +104,16 @@ def keep_watching(verdict: bool | None, unanswered_since: float | None, now: flo
         return verdict, None
     since = now if unanswered_since is None else unanswered_since
     return now - since <= grace, since
+
+
+# How JupyterHub's HubAuth reports that the hub API did not answer
+# (jupyterhub/services/auth.py, HubAuth._api_request): no connection -> 500
+# with this message; the hub answered 5xx -> 502. Every other failure (a 4xx
+# other than 403/404, a reply that is not JSON) is not an outage.
+HUB_UNREACHABLE = "Failed to connect to Hub API"
+
+
+def hub_outage(status: int | None, message: str) -> bool:
+    """Whether a failed re-check means the hub is down (keep the viewer for the
+    grace), rather than a refusal or a broken reply (close at once)."""
+    return status == 502 or (status == 500 and message.startswith(HUB_UNREACHABLE))
