@@ -9,7 +9,6 @@ checked against the Kubernetes schemas.
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import subprocess
@@ -20,62 +19,12 @@ import pytest
 
 from slicerhub.helm_values import helm_values
 from tests.support.helm import NAMESPACE, find, full_data, objects, render, unpack_z2jh, validate_all
+from tests.support.hub_pod import LDAP_PASSWORD, pod_plan
 
 DRIVER = Path(__file__).resolve().parents[1] / "support" / "z2jh_hub_driver.py"
-LDAP_PASSWORD = "bind-secret-for-test"
-# Existing Secrets a site makes by hand (docs/kubernetes.md); here stand-ins.
-EXISTING = {
-    "slicerhub-ldap": {"password": LDAP_PASSWORD, "ca.crt": "-----BEGIN CERTIFICATE-----\n"},
-}
 # (user, groups, profile): a student, a teacher, a teacher on the GPU profile.
 PEOPLE = [("stu", ["students", "anat101"], "standard"), ("tea", ["teachers", "anat101"], "teacher"),
           ("gpu-tea", ["teachers", "anat101"], "gpu")]
-
-
-def _data_of(obj: dict) -> dict[str, str]:
-    if obj["kind"] == "ConfigMap":
-        return dict(obj.get("data", {}))
-    return {k: base64.b64decode(v).decode() for k, v in obj.get("data", {}).items()}
-
-
-def pod_plan(objs: list[dict]) -> dict:
-    """The hub container's files and environment, from the rendered objects."""
-    hub = find(objs, "Deployment", "hub")["spec"]["template"]["spec"]
-    (container,) = hub["containers"]
-    sources = {(o["kind"], o["metadata"]["name"]): _data_of(o) for o in objs if o["kind"] in ("ConfigMap", "Secret")}
-    sources.update({("Secret", k): v for k, v in EXISTING.items()})
-    volumes = {v["name"]: v for v in hub["volumes"]}
-    files: dict[str, str] = {}
-    dirs: list[str] = []
-    for mount in container["volumeMounts"]:
-        vol = volumes[mount["name"]]
-        if "configMap" in vol or "secret" in vol:
-            kind, ref = ("ConfigMap", vol["configMap"]["name"]) if "configMap" in vol else ("Secret", vol["secret"]["secretName"])
-            data = sources[(kind, ref)]
-            items = (vol.get("configMap") or vol.get("secret")).get("items")
-            tree = {i["path"]: data[i["key"]] for i in items} if items else data
-            if mount.get("subPath"):
-                files[mount["mountPath"]] = tree[mount["subPath"]]
-            else:
-                files.update({f"{mount['mountPath'].rstrip('/')}/{k}": v for k, v in tree.items()})
-        else:  # the hub's PVC, emptyDirs
-            dirs.append(mount["mountPath"])
-    env = {"POD_NAMESPACE": NAMESPACE}
-    for e in container.get("env", []):
-        if "value" in e:
-            env[e["name"]] = e["value"]
-        elif "secretKeyRef" in e.get("valueFrom", {}):
-            ref = e["valueFrom"]["secretKeyRef"]
-            env[e["name"]] = sources[("Secret", ref["name"])][ref["key"]]
-    # What the kubelet adds for each Service of the namespace.
-    for svc in (o for o in objs if o["kind"] == "Service"):
-        prefix = svc["metadata"]["name"].upper().replace("-", "_")
-        env[f"{prefix}_SERVICE_HOST"] = "10.96.0.10"
-        env[f"{prefix}_SERVICE_PORT"] = str(svc["spec"]["ports"][0]["port"])
-    config_file = container["args"][container["args"].index("--config") + 1] if "--config" in container["args"] \
-        else "/usr/local/etc/jupyterhub/jupyterhub_config.py"
-    return {"files": files, "dirs": dirs, "env": env, "config_file": config_file,
-            "people": PEOPLE}
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +37,7 @@ def hub(tmp_path_factory):
     # SQLite on the hub volume, everything else as the full deployment.
     del data["hub"]["database"]
     objs = objects(render(helm_values(data)))
-    plan = pod_plan(objs)
+    plan = {**pod_plan(objs), "people": PEOPLE}
     tmp = tmp_path_factory.mktemp("z2jh")
     (tmp / "plan.json").write_text(json.dumps(plan))
     out = tmp / "out.json"
