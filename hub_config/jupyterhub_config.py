@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from slicerhub.config import ConfigError, load_config
-from slicerhub.database import DatabaseError, check_connection, password_env
+from slicerhub.database import connect_hub
 from slicerhub.runtime.programs import hub_ip, hub_tokens
 from slicerhub.traitlets_config import apply, to_traitlets
 
@@ -27,14 +27,8 @@ if cfg.backend.type == "docker" and not cfg.backend.docker.hub_connect_ip:
     # Containers reach the hub API on their network's gateway address.
     hub_connect_ip = hub_ip(cfg)
 
-# The database password (hub.database.password_file) reaches libpq, and the
-# alembic child of `jupyterhub upgrade-db`, as PGPASSWORD; never as a traitlet.
-try:
-    os.environ.update(password_env(cfg))
-    check_connection(cfg)
-except DatabaseError as e:
-    print(f"SlicerHub: {e}", file=sys.stderr)
-    raise SystemExit(2) from None
+# The database password (hub.database.password_file), and a first connection.
+connect_hub(cfg)
 
 Path(cfg.hub.data_dir).mkdir(parents=True, exist_ok=True)
 # The proxy and the services run beside the hub (`slicerhub run`); these

@@ -79,3 +79,19 @@ def check_connection(cfg: SlicerHubConfig, env: Mapping[str, str] | None = None)
             f"hub.database.url: cannot connect to {url.render_as_string()} ({cause}); "
             "check hub.database.url and hub.database.password_file"
         ) from None
+
+
+def connect_hub(cfg: SlicerHubConfig) -> None:
+    """What a hub's configuration does before JupyterHub opens its database
+    (hub_config/jupyterhub_config.py on one machine, slicerhub.incluster in the
+    chart): the password reaches libpq, and the alembic child of
+    `jupyterhub upgrade-db`, as PGPASSWORD (never as a traitlet); a first
+    connection turns a wrong one into one line and exit status 2."""
+    import sys
+
+    try:
+        os.environ.update(password_env(cfg))
+        check_connection(cfg)
+    except DatabaseError as e:
+        print(f"SlicerHub: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -63,17 +63,10 @@ def hub_traitlets(cfg: SlicerHubConfig, tokens: dict[str, str], namespace: str |
 
 def configure(c: Any, path: str | None = None) -> None:
     """Called from the chart's hub.extraConfig, after z2jh's own settings."""
-    from .database import DatabaseError, check_connection, password_env
+    from .database import connect_hub
 
     cfg = _load(path)
-    # As hub_config/jupyterhub_config.py: the password (a mounted Secret) reaches
-    # libpq as PGPASSWORD, and a first connection turns a wrong one into one line.
-    try:
-        os.environ.update(password_env(cfg))
-        check_connection(cfg)
-    except DatabaseError as e:
-        print(f"SlicerHub: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+    connect_hub(cfg)  # the password is a mounted Secret here
     secrets = Secrets(cfg.hub.data_dir)
     tokens = {name: secrets.service_token(name) for name in service_names(cfg)}
     apply(c, hub_traitlets(cfg, tokens, os.environ.get("POD_NAMESPACE")))
