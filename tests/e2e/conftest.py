@@ -6,10 +6,11 @@ import docker
 import pytest
 
 from slicerhub.devenv.docker_engine import ensure_docker_engine
-from slicerhub.devenv.images import build_with_parents, ensure_base_image
+from slicerhub.devenv.images import BASE_IMAGE_TAG, build_with_parents, ensure_base_image
 from slicerhub.devenv.ldap import Slapd
 from tests.integration.conftest import test_directory
 from tests.support.hub import ROOT, Hub, free_port, write_config
+from tests.support.hub_image import HUB_IMAGE
 
 IMAGE = "slicerhub/slicer-core:dev"
 # Its own network so test containers never mix with a running demo.
@@ -67,3 +68,12 @@ def e2e_hub(docker_client, tmp_path_factory):
         hub.stop()
         ldap.stop()
         _cleanup(docker_client, prefix)
+
+
+@pytest.fixture(scope="module")
+def hub_image():
+    """images/hub, built (or found up to date) for the hub-image tests."""
+    ensure_docker_engine(ROOT / "var" / "log")
+    ensure_base_image(BASE_IMAGE_TAG)
+    build_with_parents("hub")
+    return HUB_IMAGE

@@ -17,9 +17,7 @@ import subprocess
 
 import pytest
 
-from slicerhub.devenv.docker_engine import ensure_docker_engine
-from slicerhub.devenv.images import BASE_IMAGE_TAG, build_with_parents, ensure_base_image
-from tests.support.hub_image import HUB_IMAGE, hub_pod_mounts, run_hub_pod
+from tests.support.hub_image import hub_pod_mounts, run_hub_pod
 from tests.support.hub import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -57,14 +55,6 @@ def slicerhub_values(**hub) -> dict:
         "extraConfig": {"slicerhub": EXTRA_CONFIG},
         **hub,
     }}
-
-
-@pytest.fixture(scope="module")
-def hub_image():
-    ensure_docker_engine(ROOT / "var" / "log")
-    ensure_base_image(BASE_IMAGE_TAG)
-    build_with_parents("hub")
-    return HUB_IMAGE
 
 
 def docker_run(image: str, *argv: str) -> str:

@@ -45,12 +45,8 @@ from pathlib import Path
 
 import pytest
 
-from slicerhub.devenv.docker_engine import ensure_docker_engine
-from slicerhub.devenv.images import BASE_IMAGE_TAG, build_with_parents, ensure_base_image
 from slicerhub.helm_values import CONFIG_FILE, helm_values
 from tests.support.helm import NAMESPACE, full_data, objects, render, unpack_z2jh
-from tests.support.hub import ROOT
-from tests.support.hub_image import HUB_IMAGE
 from tests.support.hub_pod import LDAP_PASSWORD, pod_plan
 
 pytestmark = pytest.mark.e2e
@@ -83,14 +79,6 @@ print("PROBE " + json.dumps({
     "hub_connect_url": c.JupyterHub.hub_connect_url,
 }))
 """
-
-
-@pytest.fixture(scope="module")
-def hub_image():
-    ensure_docker_engine(ROOT / "var" / "log")
-    ensure_base_image(BASE_IMAGE_TAG)
-    build_with_parents("hub")
-    return HUB_IMAGE
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from kube_json import plain  # beside this script (it runs as one)
+
 
 def lay_out(plan: dict) -> None:
     for d in plan["dirs"]:
@@ -24,18 +26,6 @@ def lay_out(plan: dict) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
     os.environ.update(plan["env"])
-
-
-def plain(obj):
-    """A kubernetes model as the JSON the API server gets (camelCase, no Nones)."""
-    if isinstance(obj, list):
-        return [plain(x) for x in obj]
-    if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items()}
-    if hasattr(obj, "openapi_types"):
-        return {obj.attribute_map[a]: plain(getattr(obj, a)) for a in obj.openapi_types
-                if getattr(obj, a) is not None}
-    return obj
 
 
 def user(name, groups):

@@ -24,6 +24,7 @@ from slicerhub.spawners.base import PROFILE_LABEL
 from slicerhub.spawners.docker import IMAGE_LABEL, USER_LABEL, SlicerDockerSpawner, gpu_host_config
 
 from .helpers import demo_data, make_hub, make_user, traitlets_config
+from tests.support.kube_json import plain
 
 GiB = 1024**3
 TEACHER = ("teachers", "anat101")
@@ -469,21 +470,6 @@ def make_kube_spawner(no_cluster):
         )
 
     return make
-
-
-def plain(obj):
-    """A kubernetes model as the JSON the API server gets (camelCase, no Nones)."""
-    if isinstance(obj, list):
-        return [plain(x) for x in obj]
-    if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items()}
-    if hasattr(obj, "openapi_types"):
-        return {
-            obj.attribute_map[a]: plain(getattr(obj, a))
-            for a in obj.openapi_types
-            if getattr(obj, a) is not None
-        }
-    return obj
 
 
 async def pod_for(spawner, slug):
