@@ -151,7 +151,16 @@ def _slicer_drawn(picture: Image.Image) -> bool:
     return centred and inside
 
 
-def test_desktop_in_the_browser_shows_slicer_and_follows_the_window(e2e_hub):
+def _window_tree(c) -> str:
+    """The X windows' geometry in the desktop, for a failure message: says whether
+    Openbox re-maximised the application after the screen changed size."""
+    screen = in_desktop(c, "xdpyinfo").output.decode(errors="replace")
+    tree = in_desktop(c, "xwininfo", "-root", "-tree").output.decode(errors="replace")
+    named = [line.strip() for line in tree.splitlines() if '"' in line]  # unnamed: Openbox's own
+    return "\n".join([line.strip() for line in screen.splitlines() if "dimensions:" in line] + named)
+
+
+def test_desktop_in_the_browser_shows_slicer_and_follows_the_window(e2e_hub, docker_client):
     hub = e2e_hub
     driver = _browser()
     try:
@@ -182,8 +191,14 @@ def test_desktop_in_the_browser_shows_slicer_and_follows_the_window(e2e_hub):
                                and abs(v[1] - v[3]) <= 2 else None)(canvas_and_screen()),
                       30, what=f"remote desktop to follow the window (was {before})")
         assert after[0] < before[0]
-        picture = _wait(lambda: (lambda p: p if _slicer_drawn(p) else None)(
-            _canvas_picture(driver, "desktop-900x700.png")), 30, 1, "Slicer redrawn after resize")
+        try:
+            _wait(lambda: _slicer_drawn(_canvas_picture(driver, "desktop-900x700.png")),
+                  60, 1, "Slicer redrawn after resize")
+        except AssertionError as exc:
+            # Seen once in CI (not reproduced in 24 local resizes, loaded or not):
+            # keep what the X server had, to tell a missed re-maximise from a missed re-fit.
+            raise AssertionError(f"{exc}; canvas {after}; X windows:\n"
+                                 f"{_window_tree(container(docker_client, hub, 'student2'))}") from None
     finally:
         driver.quit()
 
