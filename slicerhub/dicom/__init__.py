@@ -1,0 +1,1 @@
+"""DICOM for the imaging feature: synthetic series (synth) and DICOMweb storage (stow)."""
