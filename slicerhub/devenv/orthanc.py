@@ -1,0 +1,293 @@
+"""A throw-away Orthanc (a real PACS with DICOMweb) for the tests, benchmarks and demo.
+
+Debian's `orthanc` and `orthanc-dicomweb` packages (scripts/install-system-deps.sh)
+provide the server and the plugin; the system service is neither configured
+nor started. This harness runs its own: a configuration of its own in a fresh
+directory (storage, index and temporary files there), HTTP basic auth on with
+one user and a random password, the DICOMweb plugin and no other (the
+`Plugins` entry is the one .so file, not the plugin folder other packages put
+theirs in), DICOMweb at /dicom-web/, the DICOM port off unless asked for.
+
+Orthanc 1.10 has no bind-address setting: its HTTP server listens on every
+interface. `host` is the address clients are told (the URL); for a loopback
+host Orthanc refuses connections from anywhere else (RemoteAccessAllowed
+false), for any other host ("0.0.0.0", a Docker network's gateway address, so
+containers can reach it) remote access is allowed, still behind basic auth.
+
+When we are root it runs as the `orthanc` system user (made by the package),
+else as `nobody`.
+
+Usage::
+
+    with Orthanc() as pacs:
+        pacs.url            # http://127.0.0.1:PORT (REST API, Orthanc Explorer)
+        pacs.dicomweb_url   # http://127.0.0.1:PORT/dicom-web (QIDO-RS, WADO-RS, STOW-RS)
+        pacs.username, pacs.password
+        pacs.password_file  # the password, 0600, for the DICOMweb gateway
+        pacs.get("/statistics").json()
+
+CLI (for a manual demo): ``python -m slicerhub.devenv.orthanc [--host H]
+[--port P] [--seed]`` prints the URLs and the password file and runs until
+Ctrl-C; --seed stores a CT and an MR series made from the MNI152 template
+(slicerhub.dicom.synth) as one study.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from slicerhub.wait import wait_for
+
+ORTHANC_BIN = Path("/usr/sbin/Orthanc")
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+DICOMWEB_ROOT = "/dicom-web/"
+
+
+class OrthancError(RuntimeError):
+    """Orthanc failed to start or answer; the message carries the end of its log."""
+
+
+def _free_port() -> int:
+    # Orthanc listens on every interface, so the port must be free on all of them.
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return s.getsockname()[1]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _run_as() -> pwd.struct_passwd | None:
+    if os.geteuid() != 0:
+        return None
+    for name in ("orthanc", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise OrthancError("running as root and neither an 'orthanc' nor a 'nobody' user exists")
+
+
+class Orthanc:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, dicom_port: int | None = None,
+                 username: str = "slicerhub", settings: dict[str, Any] | None = None) -> None:
+        """dicom_port: None keeps the DICOM (DIMSE) server off, 0 picks a free port.
+        settings: extra top-level Orthanc configuration keys, applied last."""
+        for path, package in ((ORTHANC_BIN, "orthanc"), (DICOMWEB_PLUGIN, "orthanc-dicomweb")):
+            if not path.exists():
+                raise OrthancError(f"{path} is missing (run scripts/install-system-deps.sh: Debian's {package})")
+        self.host = host
+        self.port = port or _free_port()
+        self.dicom_port = None if dicom_port is None else (dicom_port or _free_port())
+        self.username = username
+        self.password = secrets.token_urlsafe(18)
+        self.settings = settings or {}
+        self._account = _run_as()
+        # A directory of our own under /tmp: a root-only parent (pytest's
+        # tmp_path) would not let the server's user in.
+        self.workdir = Path(tempfile.mkdtemp(prefix="slicerhub-orthanc-"))
+        self.config_path = self.workdir / "orthanc.json"
+        self.log_path = self.workdir / "orthanc.log"
+        # Outside the server's directory, readable by us only.
+        self._secrets = Path(tempfile.mkdtemp(prefix="slicerhub-orthanc-secret-"))
+        self.password_file = self._secrets / "password"
+        self._proc: subprocess.Popen | None = None
+        self._log_fh = None
+
+    # -- URLs and requests -----------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def dicomweb_url(self) -> str:
+        return self.url + DICOMWEB_ROOT.rstrip("/")
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.username, self.password)
+
+    def session(self) -> requests.Session:
+        """A requests session with the basic-auth credentials (for DICOMwebClient too)."""
+        s = requests.Session()
+        s.auth = self.auth
+        return s
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        """GET on Orthanc's REST API (path from the root, e.g. "/system"), authenticated."""
+        kw.setdefault("timeout", 30)
+        kw.setdefault("auth", self.auth)
+        return requests.get(self.url + path, **kw)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        work = self.workdir
+        conf: dict[str, Any] = {
+            "Name": "SlicerHub test PACS",
+            "StorageDirectory": str(work / "storage"),
+            "IndexDirectory": str(work / "index"),
+            "TemporaryDirectory": str(work / "tmp"),
+            "Plugins": [str(DICOMWEB_PLUGIN)],
+            "LuaScripts": [],
+            "HttpServerEnabled": True,
+            "HttpPort": self.port,
+            "HttpDescribeErrors": True,
+            "RemoteAccessAllowed": not _is_loopback(self.host),
+            "AuthenticationEnabled": True,
+            "RegisteredUsers": {self.username: self.password},
+            "DicomServerEnabled": self.dicom_port is not None,
+            "DicomAet": "SLICERHUB",
+            "DicomPort": self.dicom_port or 4242,
+            "DicomModalities": {},
+            "OrthancPeers": {},
+            "SaveJobs": False,
+            # A throw-away store: no fsync after each instance.
+            "SyncStorageArea": False,
+            "DicomWeb": {
+                "Enable": True,
+                "Root": DICOMWEB_ROOT,
+                "EnableWado": True,
+                "WadoRoot": "/wado",
+                "Ssl": False,
+            },
+        }
+        conf.update(self.settings)
+        return conf
+
+    def _write_config(self) -> None:
+        for name in ("storage", "index", "tmp"):
+            (self.workdir / name).mkdir(exist_ok=True)
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(self.config(), fh, indent=2)
+        if self._account:
+            uid, gid = self._account.pw_uid, self._account.pw_gid
+            for path in (self.workdir, self.config_path, *(self.workdir / n for n in ("storage", "index", "tmp"))):
+                os.chown(path, uid, gid)
+        fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self.password + "\n")
+
+    def start(self) -> "Orthanc":
+        if self._proc is not None:
+            return self
+        self._write_config()
+        self._log_fh = open(self.log_path, "ab")
+        acct = self._account
+        extra = {"user": acct.pw_uid, "group": acct.pw_gid, "extra_groups": []} if acct else {}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "HOME": str(self.workdir)}
+        self._proc = subprocess.Popen(
+            [str(ORTHANC_BIN), str(self.config_path)], env=env, cwd=self.workdir,
+            stdout=self._log_fh, stderr=subprocess.STDOUT, start_new_session=True, **extra,
+        )
+        self._wait_ready()
+        return self
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-3000:]
+        except OSError:
+            return ""
+
+    def _answers(self) -> bool:
+        if self._proc.poll() is not None:
+            raise OrthancError(f"Orthanc exited ({self._proc.returncode}):\n{self._log_tail()}")
+        try:
+            r = self.get("/system", timeout=5)
+        except (requests.ConnectionError, requests.Timeout):
+            return False
+        if r.status_code != 200:
+            raise OrthancError(f"GET /system answered {r.status_code}:\n{self._log_tail()}")
+        return True
+
+    def _wait_ready(self) -> None:
+        # Bounded by the server itself: it either answers or exits (with its
+        # reason in the log); the timeout only catches a wedged start.
+        try:
+            wait_for(self._answers, timeout=60, interval=0.1, what=f"Orthanc on {self.url}")
+        except AssertionError as e:
+            raise OrthancError(f"{e}:\n{self._log_tail()}") from None
+        # "explorer.js" is Orthanc Explorer's own entry, not a plugin.
+        plugins = sorted(set(self.get("/plugins").json()) - {"explorer.js"})
+        if plugins != ["dicom-web"]:
+            raise OrthancError(f"expected only the dicom-web plugin, Orthanc loaded {plugins}:\n{self._log_tail()}")
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._log_fh is not None:
+            self._log_fh.close()
+            self._log_fh = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        shutil.rmtree(self._secrets, ignore_errors=True)
+
+    def __enter__(self) -> "Orthanc":
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m slicerhub.devenv.orthanc", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address clients use (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="HTTP port (default: a free one)")
+    parser.add_argument("--seed", action="store_true", help="store a CT and an MR series of the MNI152 template")
+    args = parser.parse_args(argv)
+    with Orthanc(host=args.host, port=args.port) as pacs:
+        if args.seed:
+            from slicerhub.dicom import synth
+            from slicerhub.dicom.stow import store
+
+            volume, affine = synth.mni_volume()
+            study_uid = synth.generate_uid()
+            series = [synth.make_series(volume, affine, m, study_uid=study_uid, series_number=n)
+                      for n, m in enumerate(("CT", "MR"), start=1)]
+            store(pacs.dicomweb_url, pacs.auth, [ds for s in series for ds in s])
+            print(f"seeded study {study_uid} (CT + MR, {len(series[0])} slices each)", flush=True)
+        print(f"Orthanc: {pacs.url}\nDICOMweb: {pacs.dicomweb_url}\nuser: {pacs.username}\n"
+              f"password_file: {pacs.password_file}", flush=True)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
