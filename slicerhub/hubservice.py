@@ -60,6 +60,22 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
         return f'<input type="hidden" name="_xsrf" value="{html.escape(token)}">'
 
 
+def page(title: str, body: str) -> str:
+    """A service page: one look for the sharing and PACS pages."""
+    return PAGE.format(title=html.escape(title), body=body)
+
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title><style>
+body {{ font-family: sans-serif; margin: 2em; max-width: 60em; }} table {{ border-collapse: collapse; }}
+td, th {{ border-bottom: 1px solid #ddd; padding: 0.3em 0.8em; text-align: left; }}
+.url {{ font-family: monospace; background: #f4f4f4; padding: 0.5em; word-break: break-all; }}
+.ro {{ background: #b00; color: #fff; padding: 0 0.4em; border-radius: 3px; }}
+a.button, button {{ display: inline-block; margin: 0.3em 0.6em 0.3em 0; }}
+</style></head><body><h1>{title}</h1>{body}</body></html>
+"""
+
+
 class NotFound(ServiceHandler):
     """Any path a service does not serve: a JSON 404 (tornado's own is an HTML page)."""
 

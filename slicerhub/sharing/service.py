@@ -44,7 +44,7 @@ from tornado import web
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from ..config import Sharing, default_of
-from ..hubservice import AuditLog, NotFound, ServiceHandler, api_authenticated, serve
+from ..hubservice import AuditLog, NotFound, ServiceHandler, api_authenticated, page, serve
 from .hub import HubAPI, HubError, read_only_scopes
 from .store import Link, LinkStore
 
@@ -216,20 +216,6 @@ class LinkAPI(_Base):
 # Pages -----------------------------------------------------------------------
 
 
-def _page(title: str, body: str) -> str:
-    return PAGE.format(title=html.escape(title), body=body)
-
-
-PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>{title}</title><style>
-body {{ font-family: sans-serif; margin: 2em; max-width: 60em; }} table {{ border-collapse: collapse; }}
-td, th {{ border-bottom: 1px solid #ddd; padding: 0.3em 0.8em; text-align: left; }}
-.url {{ font-family: monospace; background: #f4f4f4; padding: 0.5em; word-break: break-all; }}
-.ro {{ background: #b00; color: #fff; padding: 0 0.4em; border-radius: 3px; }}
-a.button, button {{ display: inline-block; margin: 0.3em 0.6em 0.3em 0; }}
-</style></head><body><h1>{title}</h1>{body}</body></html>
-"""
-
 EXPIRY_CHOICES = [(900, "15 minutes"), (3600, "1 hour"), (8 * 3600, "8 hours"), (86400, "1 day"),
                   (7 * 86400, "1 week")]
 
@@ -262,7 +248,7 @@ class SharePage(_Base):
             + "".join(rows) + "</table>" if rows else "<p>None.</p>"))
         parts.append("<p>Viewers see your notebooks, files and live desktop; they cannot change, run or "
                      "type anything. Revoking ends their access at once.</p>")
-        self.finish(_page(f"Share {user}'s session read-only", "".join(parts)))
+        self.finish(page(f"Share {user}'s session read-only", "".join(parts)))
 
     @web.authenticated
     def get(self):
@@ -317,7 +303,7 @@ class View(_Base):
                 f'until {link.to_json()["expires"]} (UTC).</p>'
                 f'<p><a class="button" id="open-desktop" href="{esc(server)}/desktop-view/">Live desktop</a>'
                 f'<a class="button" id="open-files" href="{esc(server)}/lab">Notebooks and files</a></p>')
-        self.finish(_page(f"{link.owner}'s session", body))
+        self.finish(page(f"{link.owner}'s session", body))
 
 
 class _Teacher(_Base):
@@ -351,7 +337,7 @@ class CoursePage(_Teacher):
             rows.append(f'<tr data-student="{esc(student)}"><td>{esc(student)}</td><td>{action}</td></tr>')
         body = ("<table><tr><th>Student</th><th></th></tr>" + "".join(rows) + "</table>"
                 if rows else "<p>No students in this course.</p>")
-        self.finish(_page(f"{course}: students' sessions", body))
+        self.finish(page(f"{course}: students' sessions", body))
 
 
 class Join(_Teacher):
