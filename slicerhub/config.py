@@ -177,6 +177,11 @@ class HubSettings(_Model):
         description="Port of the sharing service (read-only links, teachers' \"join read-only\") on "
         "127.0.0.1, reached through the proxy.",
     )
+    pacs_port: int = Field(
+        8004, ge=1, le=65535,
+        description="Port of the PACS gateway (\"Open in SlicerHub\" links, DICOMweb for user servers). "
+        "On Docker it listens on the hub API's address, where user containers reach it.",
+    )
     # Admission control for a class starting at once (benchmarks/README.md, "Class burst").
     concurrent_spawn_limit: int = Field(
         10, ge=1, le=10000,
@@ -497,6 +502,39 @@ class Sharing(_Model):
     )
 
 
+class Pacs(_Model):
+    dicomweb_url: str | None = Field(
+        None, pattern=r"^https?://[^\s]+$",
+        description="The site's DICOMweb endpoint (QIDO-RS, WADO-RS), e.g. "
+        "`https://pacs.example.org/dicom-web`. Unset: no PACS, no gateway.",
+    )
+    username: str | None = Field(
+        None, min_length=1, max_length=200,
+        description="HTTP basic-auth user the gateway logs in to the PACS with (users never see it).",
+    )
+    password_file: str | None = Field(
+        None, min_length=1,
+        description="File holding that user's password (read by the gateway at start; not in this file).",
+    )
+    groups: list[str] = Field(
+        [], max_length=500,
+        description="Hub groups (synced from LDAP) whose members may search and open studies; others get "
+        "403. Required when `dicomweb_url` is set.",
+    )
+    timeout: float = Field(
+        60.0, gt=0, le=600,
+        description="Seconds one request to the PACS may take (a whole series is one request).",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self):
+        if self.dicomweb_url and not self.groups:
+            raise ValueError("groups: name the hub groups that may open studies (no one may otherwise)")
+        if bool(self.username) != bool(self.password_file):
+            raise ValueError("username and password_file go together")
+        return self
+
+
 class Culler(_Model):
     enabled: bool = Field(True, description="Run the idle culler; `false`: servers run until stopped.")
     # The minimum exceeds websocket pings (30 s) + JupyterHub.last_activity_interval (300 s).
@@ -524,6 +562,7 @@ class SlicerHubConfig(_Model):
     sharing: Sharing = Field(Sharing(), description="Read-only links to a running session and teachers' "
                              "\"join read-only\".")
     culler: Culler = Field(Culler(), description="The idle culler, which stops idle servers.")
+    pacs: Pacs = Field(Pacs(), description="The site's PACS (DICOMweb) and who may open its studies in Slicer.")
     jupyterhub: dict[Annotated[str, Field(pattern=TRAITLETS_CLASS)],
                      dict[Annotated[str, Field(pattern=TRAIT_NAME)], Any]] = Field(
         {},
@@ -555,6 +594,12 @@ class SlicerHubConfig(_Model):
                                  "(1-40 lower-case letters, digits and '-')")
             if g not in known:
                 raise ValueError(f"courses.groups[{i}]: {g!r} is not a group synced from LDAP "
+                                 f"(known: {', '.join(sorted(known)) or 'none'})")
+        if self.pacs.dicomweb_url and self.backend.type != "docker":
+            raise ValueError("pacs: the PACS gateway runs on the docker backend only so far")
+        for i, g in enumerate(self.pacs.groups):
+            if g not in known:
+                raise ValueError(f"pacs.groups[{i}]: {g!r} is not a group synced from LDAP "
                                  f"(known: {', '.join(sorted(known)) or 'none'})")
         if self.sharing.default_expiry > self.sharing.max_expiry:
             raise ValueError("sharing.default_expiry: must not exceed sharing.max_expiry")

@@ -52,6 +52,12 @@ SHARING_SERVICE_SCOPES = ["read:users:name", "read:users:groups", "read:groups",
 # is made with the owner's own permission to share their server.
 SHARING_OAUTH_SCOPES = ["shares!user", "read:shares!user", "access:servers!user",
                         "custom:jupyter_server:read:*!user"]
+# The PACS gateway reads each person's groups (who may open studies); it gets no server access.
+PACS_SERVICE_SCOPES = ["read:users:name", "read:users:groups"]
+# JupyterHub's own `server` role (a server's $JUPYTERHUB_API_TOKEN) …
+SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server"]
+# … plus, with a PACS, the gateway: the Slicer kernel and desktop retrieve studies as their owner.
+PACS_ACCESS = "access:services!service=pacs"
 
 
 def _ldap(cfg: SlicerHubConfig) -> dict[str, Any]:
@@ -92,7 +98,7 @@ def _teacher_groups(cfg: SlicerHubConfig) -> list[str]:
     return sorted({group_name(dn) for dn in cfg.ldap.groups.teachers})
 
 
-def _spawner(cfg: SlicerHubConfig) -> dict[str, Any]:
+def _spawner(cfg: SlicerHubConfig, hub_connect_ip: str | None = None) -> dict[str, Any]:
     c = cfg.courses
     return {
         "profiles": [p.model_dump() for p in cfg.profiles],
@@ -100,6 +106,8 @@ def _spawner(cfg: SlicerHubConfig) -> dict[str, Any]:
         "courses": {"groups": list(c.groups), "root": str(Path(c.root).resolve()),
                     "claim": c.claim, "mount_path": c.mount_path} if c.groups else {},
         "teacher_groups": _teacher_groups(cfg),
+        "pacs_url": service_url(cfg, "pacs", hub_connect_ip) + "/services/pacs/dicom-web"
+        if cfg.pacs.dicomweb_url else "",
     }
 
 
@@ -138,6 +146,16 @@ def _sharing_service(cfg: SlicerHubConfig, tokens) -> tuple[list[dict], list[dic
     return [service], [role]
 
 
+def _pacs_service(cfg: SlicerHubConfig, tokens, hub_connect_ip: str | None) -> tuple[list[dict], list[dict]]:
+    if not cfg.pacs.dicomweb_url:
+        return [], []
+    service = _service("pacs", tokens, url=service_url(cfg, "pacs", hub_connect_ip), oauth_no_confirm=True,
+                       display=True)
+    roles = [{"name": "pacs-service", "scopes": PACS_SERVICE_SCOPES, "services": ["pacs"]},
+             {"name": "server", "scopes": SERVER_TOKEN_SCOPES + [PACS_ACCESS]}]
+    return [service], roles
+
+
 def _user_role(cfg: SlicerHubConfig) -> dict:
     # Everyone runs everything in their own server, may reach the services
     # (the gallery shows their own courses only; sharing, their own links),
@@ -152,6 +170,9 @@ def _user_role(cfg: SlicerHubConfig) -> dict:
     if cfg.sharing.enabled:
         # JupyterHub lets nobody share by default; owners share their own servers.
         scopes += ["access:services!service=sharing", "shares!user", "read:shares!user"]
+    if cfg.pacs.dicomweb_url:
+        # Everyone may reach the gateway; it lets pacs.groups in (a 403 with a reason for the others).
+        scopes.append(PACS_ACCESS)
     return {"name": "user", "scopes": scopes}
 
 
@@ -191,10 +212,20 @@ def _culler(cfg: SlicerHubConfig, tokens) -> tuple[list[dict], list[dict]]:
     return [_service("idle-culler", tokens)], [role]
 
 
-def service_url(cfg: SlicerHubConfig, name: str) -> str:
-    """Where a SlicerHub service listens (127.0.0.1 only; users reach it through the proxy)."""
-    port = {"courses": cfg.hub.courses_port, "sharing": cfg.hub.sharing_port}[name]
-    return f"http://127.0.0.1:{port}"
+def _connect_ip(cfg: SlicerHubConfig, found: str | None) -> str | None:
+    """The address user containers reach the hub on: the file's, else the one found at start-up."""
+    if cfg.backend.type != "docker":
+        return None
+    return cfg.backend.docker.hub_connect_ip or found
+
+
+def service_url(cfg: SlicerHubConfig, name: str, hub_ip: str | None = None) -> str:
+    """Where a SlicerHub service listens: 127.0.0.1 (users reach it through the
+    proxy), except the PACS gateway, which user servers call too: it listens
+    where the hub API does (`hub_ip`)."""
+    port = {"courses": cfg.hub.courses_port, "sharing": cfg.hub.sharing_port, "pacs": cfg.hub.pacs_port}[name]
+    host = hub_ip if name == "pacs" and hub_ip else "127.0.0.1"
+    return f"http://{host}:{port}"
 
 
 def service_names(cfg: SlicerHubConfig) -> list[str]:
@@ -204,6 +235,8 @@ def service_names(cfg: SlicerHubConfig) -> list[str]:
         names.append("courses")
     if cfg.sharing.enabled:
         names.append("sharing")
+    if cfg.pacs.dicomweb_url:
+        names.append("pacs")
     return names
 
 
@@ -226,6 +259,9 @@ def to_traitlets(
     sharing_services, sharing_roles = _sharing_service(cfg, tokens)
     services += sharing_services
     roles += sharing_roles
+    pacs_services, pacs_roles = _pacs_service(cfg, tokens, _connect_ip(cfg, hub_connect_ip))
+    services += pacs_services
+    roles += pacs_roles
     roles.append(_user_role(cfg))
     teacher_groups = _teacher_groups(cfg)
     if teacher_groups:
@@ -273,7 +309,7 @@ def to_traitlets(
                                     "login_queue_timeout": cfg.hub.login_queue_seconds},
         "Spawner": {"default_url": "/lab", "start_timeout": 120, "http_timeout": 60,
                     "oauth_client_allowed_scopes": SERVER_OAUTH_SCOPES},
-        "SlicerSpawner": _spawner(cfg),
+        "SlicerSpawner": _spawner(cfg, _connect_ip(cfg, hub_connect_ip)),
         **backend,
     }
     return _with_jupyterhub_settings(cfg, traits)

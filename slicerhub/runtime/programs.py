@@ -10,6 +10,7 @@ written in exactly one place.
   idle-culler  jupyterhub-idle-culler
   courses      the courses service (gallery, publishing)
   sharing      the sharing service (read-only links)
+  pacs         the PACS gateway ("Open in SlicerHub" links, DICOMweb for servers)
 
 The services are JupyterHub "external" services: the hub knows their URL and
 API token (from slicerhub.runtime.secrets), and they get here the environment
@@ -84,10 +85,10 @@ def _service_env(cfg: SlicerHubConfig, name: str, hub_ip: str, secrets: Secrets 
     }
     if secrets is not None:
         env["JUPYTERHUB_API_TOKEN"] = secrets.service_token(name)
-    if name in ("courses", "sharing"):
+    if name in ("courses", "sharing", "pacs"):
         prefix = f"/services/{name}/"
         env.update({
-            "JUPYTERHUB_SERVICE_URL": service_url(cfg, name),
+            "JUPYTERHUB_SERVICE_URL": service_url(cfg, name, hub_ip),
             "JUPYTERHUB_SERVICE_PREFIX": prefix,
             "JUPYTERHUB_CLIENT_ID": f"service-{name}",
             "JUPYTERHUB_OAUTH_CALLBACK_URL": prefix + "oauth_callback",
@@ -117,6 +118,12 @@ def _service_argv(cfg: SlicerHubConfig, name: str, python: str) -> list[str]:
                 f"--audit-log={data / 'sharing-audit.log'}", f"--default-expiry={sh.default_expiry}",
                 f"--max-expiry={sh.max_expiry}", f"--join-expiry={sh.join_expiry}",
                 f"--sweep-every={sh.sweep_every}", *[f"--course={g}" for g in cfg.courses.groups], *teachers]
+    if name == "pacs":
+        p = cfg.pacs
+        auth = [f"--username={p.username}", f"--password-file={Path(p.password_file).resolve()}"] if p.username else []
+        return [python, "-m", "slicerhub.pacs.service", f"--dicomweb-url={p.dicomweb_url}", *auth,
+                *[f"--group={g}" for g in p.groups], f"--timeout={p.timeout}",
+                f"--audit-log={data / 'pacs-audit.log'}"]
     raise KeyError(name)
 
 
@@ -124,6 +131,7 @@ _SERVICE_HELP = {
     "idle-culler": ("jupyterhub-idle-culler: stops servers idle for culler.timeout", ()),
     "courses": ("SlicerHub courses service (gallery, publishing Voila apps)", COURSES_OAUTH_SCOPES),
     "sharing": ("SlicerHub sharing service (read-only links)", SHARING_OAUTH_SCOPES),
+    "pacs": ("SlicerHub PACS gateway (Open in SlicerHub links, DICOMweb)", ()),
 }
 
 

@@ -1,0 +1,1 @@
+"""The PACS gateway (DICOMweb) and "Open in SlicerHub" links."""
