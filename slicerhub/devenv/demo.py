@@ -1,11 +1,14 @@
 """`make demo`: the whole platform on one machine with its embedded defaults.
 
 Starts the demo LDAP directory (hub_config/demo-directory.yaml), makes sure the
-Docker engine and the user image are there, then runs the proxy, JupyterHub
-and its services with hub_config/demo.yaml under supervisord, the way a
-production machine runs them under systemd, and shows the hub's log.
-Ctrl-C stops everything it started (users' containers too); running it again
-reuses the directory, images, volumes and hub database.
+Docker engine and the user image are there, starts a site PACS (a real
+Orthanc with DICOMweb on 127.0.0.1, seeded with one CT + MR study of the MNI
+template), then runs the proxy, JupyterHub and its services with
+hub_config/demo.yaml plus a `pacs:` section for that Orthanc under
+supervisord, the way a production machine runs them under systemd, and shows
+the hub's log. Ctrl-C stops everything it started (users' containers and the
+PACS too); running it again reuses the directory, images, volumes and hub
+database, and seeds a fresh PACS (Orthanc keeps nothing between runs).
 """
 
 from __future__ import annotations
@@ -17,17 +20,23 @@ import socket
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import yaml
 
 from ..config import ConfigError, parse_config
+from ..dicom.demo_study import Study, make_study
+from ..dicom.stow import store
 from .docker_engine import ensure_docker_engine
 from .images import build_with_parents, ensure_base_image
 from .ldap import Directory, Slapd
+from .orthanc import Orthanc
 from .stack import Stack, stop_leftover
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = ROOT / "var"
+# Hub groups (synced from the demo directory) who may open the PACS's studies.
+PACS_GROUPS = ["teachers", "slicerhub-admins"]
 
 
 def say(msg: str) -> None:
@@ -43,18 +52,48 @@ def port_free(port: int) -> bool:
     return True
 
 
-def demo_config(port: int, ldap_port: int) -> Path:
-    """The demo deployment with the chosen ports, written under var/."""
+def demo_config(port: int, ldap_port: int, pacs: Orthanc | None = None, path: Path | None = None) -> Path:
+    """The demo deployment with the chosen ports, written to PATH (default
+    var/demo/slicerhub.yaml); with PACS, a `pacs:` section for that Orthanc
+    (hub_config/demo.yaml has none: the tests' hubs derived from it run without)."""
     data = yaml.safe_load((ROOT / "hub_config" / "demo.yaml").read_text())
     data["hub"]["bind_url"] = f"http://127.0.0.1:{port}"
     data["hub"]["data_dir"] = str(VAR / "hub")
     data["courses"]["root"] = str(VAR / "courses")
     data["ldap"]["port"] = ldap_port
+    if pacs is not None:
+        data["pacs"] = {"dicomweb_url": pacs.dicomweb_url, "username": pacs.username,
+                        "password_file": str(pacs.password_file), "groups": PACS_GROUPS}
     parse_config(data, "hub_config/demo.yaml")  # fail here, not inside the hub
-    path = VAR / "demo" / "slicerhub.yaml"
+    path = path or VAR / "demo" / "slicerhub.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def site_pacs() -> tuple[Orthanc, Study]:
+    """A started Orthanc on 127.0.0.1 (the gateway runs on this machine; user
+    servers reach the PACS through it only) holding the demo study. The
+    caller cleans it up (stops it and removes its files)."""
+    study = make_study()
+    pacs = Orthanc(host="127.0.0.1", settings={"Name": "SlicerHub demo PACS"})
+    try:
+        pacs.start()
+        store(pacs.dicomweb_url, pacs.auth, study.datasets)
+    except BaseException:
+        pacs.cleanup()
+        raise
+    return pacs, study
+
+
+def pacs_banner(hub_url: str, pacs: Orthanc, study: Study) -> str:
+    open_link = f"{hub_url}/services/pacs/open?{urlencode({'study': study.uid})}"
+    return "\n".join([
+        f"  Site PACS (Orthanc, {pacs.dicomweb_url}; open to {', '.join(PACS_GROUPS)}):\n",
+        f"    studies:               {hub_url}/services/pacs/",
+        f"    Open in SlicerHub:     {open_link}",
+        f"    (the demo study: CT series {study.ct_series}, MR series {study.mr_series})",
+    ])
 
 
 def accounts_table(directory: Directory) -> str:
@@ -92,8 +131,24 @@ def main(argv: list[str] | None = None) -> int:
     ensure_base_image()
     build_with_parents("slicer-core")
 
+    say("Site PACS: Orthanc with DICOMweb on 127.0.0.1, seeded with a CT and an MR series (STOW-RS)")
     try:
-        config = demo_config(args.port, args.ldap_port)
+        pacs, study = site_pacs()
+    except KeyboardInterrupt:
+        return 0
+    try:
+        return run(args, pacs, study)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        say("Stopping the site PACS")
+        pacs.cleanup()
+
+
+def run(args: argparse.Namespace, pacs: Orthanc, study: Study) -> int:
+    """The directory, the hub and its services, until Ctrl-C; PACS is running."""
+    try:
+        config = demo_config(args.port, args.ldap_port, pacs)
     except ConfigError as e:
         print("\n  ".join([f"{e.source} is not valid:", *e.messages]), file=sys.stderr)
         return 2
@@ -111,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"SlicerHub on {stack.url} (Ctrl-C stops the demo)")
         print("\n  Demo accounts (for this demo only; never use them elsewhere):\n")
         print(accounts_table(directory) + "\n", flush=True)
+        print(pacs_banner(stack.url, pacs, study) + "\n", flush=True)
         follow(stack)
         return 0
     except KeyboardInterrupt:
