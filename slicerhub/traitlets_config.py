@@ -106,7 +106,7 @@ def _spawner(cfg: SlicerHubConfig, hub_connect_ip: str | None = None) -> dict[st
         "courses": {"groups": list(c.groups), "root": str(Path(c.root).resolve()),
                     "claim": c.claim, "mount_path": c.mount_path} if c.groups else {},
         "teacher_groups": _teacher_groups(cfg),
-        "pacs_url": service_url(cfg, "pacs", hub_connect_ip) + "/services/pacs/dicom-web"
+        "pacs_url": service_url(cfg, "pacs", hub_connect_ip) + "/services/pacs"
         if cfg.pacs.dicomweb_url else "",
     }
 

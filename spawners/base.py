@@ -36,8 +36,8 @@ class SlicerSpawner(Spawner):
     )
     teacher_groups = List(Unicode(), config=True, help="Hub groups whose members teach their courses.")
     pacs_url = Unicode("", config=True,
-                       help="The PACS gateway's DICOMweb URL as servers reach it ('' for no PACS): "
-                       "$SLICERHUB_DICOMWEB_URL, called with the server's own API token.")
+                       help="The PACS gateway as servers reach it ('' for no PACS): $SLICERHUB_PACS_URL, "
+                       "called with the server's own API token (DICOMweb under dicom-web/, tickets).")
 
     profile: dict = {}
 
@@ -115,7 +115,7 @@ class SlicerSpawner(Spawner):
     def get_env(self):
         env = super().get_env()
         if self.pacs_url:
-            env["SLICERHUB_DICOMWEB_URL"] = self.pacs_url
+            env["SLICERHUB_PACS_URL"] = self.pacs_url
         if self.profile:
             env.update(self.profile_env(self.profile))
         return env

@@ -5,14 +5,21 @@ it, as a JupyterHub service at /services/pacs/.
   "Open in SlicerHub" link a PACS viewer puts in its menu. The browser signs
   in through the hub (LDAP) if needed; a UID that is not a UID is a 400, a
   person outside ``pacs.groups`` a 403, a study or series the PACS does not
-  have a 404, and nothing is started or loaded then. Otherwise the browser
-  goes on to the hub's spawn page (which starts the server, or reuses the
-  running one) and from there to the server's ``slicerhub/open``, which
-  retrieves the series through this gateway and shows it in the desktop.
+  have a 404, and nothing is started or loaded then. Otherwise the page
+  names the patient and the study, with one button.
+* ``POST /open`` (that button; the hub's xsrf token) makes a one-time ticket
+  for this person and study and sends the browser on to the hub's spawn page
+  (which starts the server, or reuses the running one) and from there to the
+  server's ``slicerhub/open?ticket=…``. The server claims the ticket here
+  (``POST /api/tickets/<id>``, with its own token), retrieves the series
+  through this gateway and shows it in the desktop. A link alone, from any
+  web page, therefore never changes what is on a clinician's screen: only
+  their own click on a page that named the patient does.
 * ``GET /dicom-web/…`` — read-only DICOMweb (QIDO-RS searches, WADO-RS
-  retrieval) for user servers, with their hub API token. The PACS
-  credentials stay here; every request is checked against the groups and
-  recorded in the audit log.
+  retrieval) for user servers, with their hub API token (never a browser
+  cookie). The PACS credentials stay here; every request is checked against
+  the groups and recorded in the audit log; answers are streamed at the pace
+  the server reads them.
 * ``GET /`` — the studies this person may open, newest first, each with its link.
 
 Who may see what is decided per person from their hub groups (synced from
@@ -27,12 +34,13 @@ import json
 import logging
 import os
 import re
+import secrets
 import time
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler
-from jupyterhub.utils import url_path_join
+from jupyterhub.utils import url_escape_path, url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop
@@ -56,6 +64,13 @@ DICOMWEB_PATHS = re.compile(
 PASSED_HEADERS = ("Content-Type", "Content-Location")
 GROUPS_CACHE_SECONDS = 10.0
 MAX_QUERY = 2000
+# QIDO query keys passed to the PACS: attribute matching by keyword or tag, and
+# QIDO's own controls. Anything else (a `token=`, vendor extensions) stays here.
+QIDO_KEY = re.compile(r"[A-Z][A-Za-z0-9]{1,63}|[0-9A-Fa-f]{8}|includefield|limit|offset|fuzzymatching")
+MAX_RESULTS = 1000
+# Streams to the PACS at once (each holds a connection while its server reads).
+PACS_CONNECTIONS = 20
+TICKET_SECONDS = 300.0
 
 
 def valid_uid(text: str | None) -> bool:
@@ -72,6 +87,25 @@ class Settings:
         self.timeout = timeout
         self.audit = AuditLog(audit_log, log)
         self._groups_of: dict[str, tuple[float, set[str]]] = {}
+        self._tickets: dict[str, tuple[float, str, str, str | None]] = {}
+        # Its own connections: slow streams never hold up the hub API calls (groups, tokens).
+        self.pacs = AsyncHTTPClient(force_instance=True, max_clients=PACS_CONNECTIONS,
+                                    max_body_size=1 << 40, max_buffer_size=64 << 20)
+
+    def new_ticket(self, user: str, study: str, series: str | None) -> str:
+        now = time.monotonic()
+        self._tickets = {k: v for k, v in self._tickets.items() if v[0] > now}
+        ticket = secrets.token_urlsafe(24)
+        self._tickets[ticket] = (now + TICKET_SECONDS, user, study, series)
+        return ticket
+
+    def claim(self, ticket: str, user: str) -> tuple[str, str | None] | None:
+        """The study of USER's ticket, once; None for an unknown, used, expired or someone else's ticket."""
+        found = self._tickets.get(ticket)
+        if found is None or found[1] != user or found[0] < time.monotonic():
+            return None
+        del self._tickets[ticket]
+        return found[2], found[3]
 
     async def allowed(self, user: str) -> bool:
         """Whether USER is in one of the groups, as the hub knows now (cached a few seconds)."""
@@ -84,14 +118,15 @@ class Settings:
 
     def request(self, path: str, query: str = "", accept: str = "application/dicom+json", **kw) -> HTTPRequest:
         url = f"{self.dicomweb_url}/{path}" + (f"?{query}" if query else "")
+        # No redirects: tornado would send the PACS credentials wherever one points.
         return HTTPRequest(url, headers={"Accept": accept}, auth_username=self.username,
                            auth_password=self.password, request_timeout=self.timeout,
-                           connect_timeout=min(10.0, self.timeout), **kw)
+                           connect_timeout=min(10.0, self.timeout), follow_redirects=False, **kw)
 
     async def search(self, path: str, **query) -> list[dict]:
         """A QIDO-RS search; an empty list where the PACS has nothing."""
         try:
-            resp = await AsyncHTTPClient().fetch(self.request(path, urlencode(query)))
+            resp = await self.pacs.fetch(self.request(path, urlencode(query)))
         except HTTPClientError as e:
             raise _upstream_error(e) from None
         except OSError as e:
@@ -110,12 +145,39 @@ def _upstream_error(e: HTTPClientError) -> web.HTTPError:
     return web.HTTPError(502, f"the PACS answered {e.code}")
 
 
+def _values(item: dict, tag: str) -> list[str]:
+    out = []
+    for v in (item.get(tag) or {}).get("Value") or []:
+        out.append(str(v.get("Alphabetic", "")) if isinstance(v, dict) else str(v))  # dict: a PersonName
+    return out
+
+
 def _value(item: dict, tag: str, default: str = "") -> str:
-    values = (item.get(tag) or {}).get("Value") or [default]
-    v = values[0]
-    if isinstance(v, dict):  # PersonName
-        return str(v.get("Alphabetic", default))
-    return str(v)
+    return next(iter(_values(item, tag)), default)
+
+
+def qido_query(raw: str) -> str:
+    """The request's query as the PACS gets it: only QIDO keys, results bounded; else a 400."""
+    if len(raw) > MAX_QUERY:
+        raise web.HTTPError(400, f"query longer than {MAX_QUERY} characters")
+    try:
+        pairs = parse_qsl(raw, keep_blank_values=True, strict_parsing=bool(raw))
+    except ValueError:
+        raise web.HTTPError(400, "the query is not key=value pairs") from None
+    out = []
+    for key, value in pairs:
+        if not QIDO_KEY.fullmatch(key):
+            raise web.HTTPError(400, f"{key[:60]!r} is not a QIDO-RS query key (a DICOM keyword or tag, "
+                                "includefield, limit, offset, fuzzymatching)")
+        if key == "limit":
+            if not value.isdigit() or not 1 <= int(value) <= MAX_RESULTS:
+                raise web.HTTPError(400, f"limit must be 1 to {MAX_RESULTS}")
+        if key == "offset" and not value.isdigit():
+            raise web.HTTPError(400, "offset must be a number")
+        out.append((key, value))
+    if not any(k == "limit" for k, _ in out):
+        out.append(("limit", str(MAX_RESULTS)))
+    return urlencode(out)
 
 
 class _Base(ServiceHandler):
@@ -124,6 +186,8 @@ class _Base(ServiceHandler):
         return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/pacs/")
 
     async def _check_allowed(self) -> str:
+        if self.current_user.get("kind", "user") != "user":
+            raise web.HTTPError(403, "the PACS is for people, not services")
         user = self.current_user["name"]
         try:
             ok = await self.s.allowed(user)
@@ -147,24 +211,69 @@ class _Page(_Base):
 
 
 class OpenStudy(_Page):
-    @web.authenticated
-    async def get(self):
-        study, series = self.get_argument("study", ""), self.get_argument("series", "")
+    async def _checked(self) -> tuple[str, str, str | None, dict, list[dict]]:
+        study, series = self.get_argument("study", ""), self.get_argument("series", "") or None
         if not valid_uid(study):
             raise web.HTTPError(400, "study= must be a StudyInstanceUID (digits and dots, at most 64)")
         if series and not valid_uid(series):
             raise web.HTTPError(400, "series= must be a SeriesInstanceUID (digits and dots, at most 64)")
         user = await self._check_allowed()
-        if not await self.s.search("studies", StudyInstanceUID=study):
+        found = await self.s.search("studies", StudyInstanceUID=study,
+                                    includefield="PatientBirthDate,StudyDescription,ModalitiesInStudy")
+        if not found:
             raise web.HTTPError(404, f"the PACS has no study {study}")
-        if series and not await self.s.search(f"studies/{study}/series", SeriesInstanceUID=series):
+        listed = await self.s.search(f"studies/{study}/series", **({"SeriesInstanceUID": series} if series else {}))
+        if series and not listed:
             raise web.HTTPError(404, f"study {study} has no series {series}")
-        self.s.audit.write("open", user, study=study, series=series or None)
-        query = urlencode({"study": study, **({"series": series} if series else {})})
+        return user, study, series, found[0], listed
+
+    @web.authenticated
+    async def get(self):
+        user, study, series, item, listed = await self._checked()
+        esc = html.escape
+        rows = "".join(
+            f'<tr><td>{esc(_value(s_, "00200011"))}</td><td>{esc(_value(s_, "00080060"))}</td>'
+            f'<td>{esc(_value(s_, "0008103E"))}</td><td>{esc(_value(s_, "00201209"))}</td></tr>' for s_ in listed)
+        hidden = "".join(f'<input type="hidden" name="{k}" value="{esc(v)}">'
+                         for k, v in (("study", study), ("series", series)) if v)
+        body = (f'<table id="patient"><tr><th>Patient</th><td>{esc(_value(item, "00100010"))}</td></tr>'
+                f'<tr><th>Patient ID</th><td>{esc(_value(item, "00100020"))}</td></tr>'
+                f'<tr><th>Born</th><td>{esc(_value(item, "00100030"))}</td></tr>'
+                f'<tr><th>Study</th><td>{esc(_value(item, "00081030"))} ({esc(_value(item, "00080020"))}, '
+                f'{esc(" ".join(_values(item, "00080061")))})</td></tr></table>'
+                f'<h2>{"Series" if series else "Series (the first image series is shown)"}</h2>'
+                f'<table><tr><th>#</th><th>Modality</th><th>Description</th><th>Images</th></tr>{rows}</table>'
+                f'<form method="post" action="{esc(url_path_join(self.prefix, "open"))}">{self.xsrf_field()}{hidden}'
+                f'<button id="open-study" type="submit" autofocus>Open in my Slicer</button></form>'
+                f"<p>Signed in as {esc(user)}. Your server starts if it is not running.</p>")
+        self.finish(page("Open this study in Slicer?", body))
+
+    @web.authenticated
+    async def post(self):
+        user, study, series, _, _ = await self._checked()
+        ticket = self.s.new_ticket(user, study, series)
+        self.s.audit.write("open", user, study=study, series=series)
         base = os.environ.get("JUPYTERHUB_BASE_URL", "/")
-        target = url_path_join(base, "user", quote(user, safe=""), "slicerhub/open") + "?" + query
+        target = url_path_join(base, "user", url_escape_path(user), "slicerhub/open") + "?" + urlencode(
+            {"ticket": ticket})
         # The hub's spawn page starts the server (or finds it running), then goes on to `next`.
-        self.redirect(url_path_join(base, "hub/spawn", quote(user, safe="")) + "?" + urlencode({"next": target}))
+        self.redirect(url_path_join(base, "hub/spawn", url_escape_path(user)) + "?" + urlencode({"next": target}))
+
+
+class Ticket(_Base):
+    """A user server claims the ticket its owner's click made: the study to open, once."""
+
+    @api_authenticated
+    async def post(self, ticket: str):
+        if not getattr(self, "_token_authenticated", False):
+            raise web.HTTPError(403, "tickets are claimed by a user server, with its token")
+        user = await self._check_allowed()
+        claimed = self.s.claim(ticket, user)
+        if claimed is None:
+            raise web.HTTPError(404, "no such ticket (used, expired after "
+                                f"{TICKET_SECONDS:.0f} s, or not yours): open the study from its link again")
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"study": claimed[0], "series": claimed[1]}))
 
 
 class Studies(_Page):
@@ -181,7 +290,7 @@ class Studies(_Page):
             link = url_path_join(self.prefix, "open") + "?" + urlencode({"study": uid})
             rows.append(f'<tr data-study="{esc(uid)}"><td>{esc(_value(item, "00100010"))}</td>'
                         f'<td>{esc(_value(item, "00080020"))}</td><td>{esc(_value(item, "00081030"))}</td>'
-                        f'<td>{esc(" ".join((item.get("00080061") or {}).get("Value") or []))}</td>'
+                        f'<td>{esc(" ".join(_values(item, "00080061")))}</td>'
                         f'<td><a class="button" href="{esc(link)}">Open in Slicer</a></td></tr>')
         body = (f"<p>Signed in as {esc(user)}. A study opens in your Slicer desktop (your server starts "
                 "if it is not running).</p>")
@@ -193,21 +302,20 @@ class Studies(_Page):
 class DicomWeb(_Base):
     """GET only, on the DICOMweb resources in DICOMWEB_PATHS, streamed through."""
 
-    def check_xsrf_cookie(self):
-        return  # token-authenticated GETs from user servers
-
     @api_authenticated
     async def get(self, path: str):
+        # A token only: a browser's cookie here would let any page on the hub's
+        # origin (a user's own server) read the PACS as whoever visits it.
+        if not getattr(self, "_token_authenticated", False):
+            raise web.HTTPError(403, "DICOMweb here needs a token (a user server's), not a browser login")
         if not DICOMWEB_PATHS.fullmatch(path):
             raise web.HTTPError(404, f"not a DICOMweb resource the gateway serves: {path[:200]}")
-        query = self.request.query
-        if len(query) > MAX_QUERY:
-            raise web.HTTPError(400, f"query longer than {MAX_QUERY} characters")
+        query = qido_query(self.request.query) if not path.startswith("studies/") or path.endswith(
+            ("/series", "/instances")) else ""
         user = await self._check_allowed()
-        self.s.audit.write("dicomweb", user, path=path, query=query[:200] or None)
+        self.s.audit.write("dicomweb", user, path=path, query=query or None)
         status: list[int] = []
         headers: dict[str, str] = {}
-        error = bytearray()
 
         def on_header(line: str) -> None:
             if line.startswith("HTTP/"):
@@ -217,28 +325,34 @@ class DicomWeb(_Base):
                 name, _, value = line.partition(":")
                 headers[name.strip().title()] = value.strip()
 
-        def on_chunk(chunk: bytes) -> None:
+        def on_chunk(chunk: bytes):
             if status and status[0] >= 400:
-                error.extend(chunk[: 4096 - len(error)])
-                return
+                return None  # tornado raises with the status; the body is not passed on
             if not self._headers_written:
                 self.set_status(status[0] if status else 200)
                 for name in PASSED_HEADERS:
                     if name in headers:
                         self.set_header(name, headers[name])
+                # The PACS's content types on the hub's origin: never sniffed, never a live page.
+                self.set_header("X-Content-Type-Options", "nosniff")
+                self.set_header("Content-Security-Policy", "sandbox")
             self.write(chunk)
-            self.flush()
+            # Returned, so tornado reads the next chunk from the PACS only once
+            # this one went to the server: memory stays bounded for slow readers.
+            return self.flush()
 
         accept = self.request.headers.get("Accept", "application/dicom+json")[:500]
         try:
-            await AsyncHTTPClient().fetch(self.s.request(path, query, accept=accept, header_callback=on_header,
-                                                         streaming_callback=on_chunk))
+            await self.s.pacs.fetch(self.s.request(path, query, accept=accept, header_callback=on_header,
+                                                   streaming_callback=on_chunk))
         except HTTPClientError as e:
             if self._headers_written:  # cut off mid-way: the client sees a short body
                 log.warning("PACS answer to %s for %s cut off: %s", path, user, e)
                 return
             raise _upstream_error(e) from None
         except OSError as e:
+            if self._headers_written:  # the server went away mid-stream
+                return
             raise web.HTTPError(502, f"the PACS does not answer ({e})") from None
         if not self._headers_written:  # an empty answer (QIDO with no match: 204)
             self.set_status(status[0] if status else 204)
@@ -253,6 +367,7 @@ def make_app(settings: Settings) -> web.Application:
         (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
         (url_path_join(prefix, "open"), OpenStudy, kw),
         (url_path_join(prefix, r"dicom-web/(.*)"), DicomWeb, kw),
+        (url_path_join(prefix, r"api/tickets/([A-Za-z0-9_-]{20,64})"), Ticket, kw),
     ], cookie_secret=os.urandom(32), default_handler_class=NotFound)
 
 
@@ -267,8 +382,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--audit-log", help="append one JSON line per open, refusal and DICOMweb request here")
     args = parser.parse_args(argv)
     password = Path(args.password_file).read_text().strip() if args.password_file else None
-    # Series are streamed through, never held: no body-size limit of tornado's client applies.
-    AsyncHTTPClient.configure(None, max_body_size=1 << 40, max_buffer_size=64 << 20)
     settings = Settings(HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]),
                         dicomweb_url=args.dicomweb_url, username=args.username, password=password,
                         groups=args.group, timeout=args.timeout, audit_log=args.audit_log)

@@ -3,14 +3,17 @@ real Orthanc (Debian's, with its DICOMweb plugin) holding DICOM series made
 from the MNI template and stored with STOW-RS.
 
 "Open in SlicerHub" links: who may open (LDAP group), which UIDs are refused
-and why, and that a good link goes on to the hub's spawn page for the user's
+and why, the page that names the patient, and that its button (only it)
+makes a one-time ticket and goes on to the hub's spawn page for the user's
 own server (the e2e tier follows it into the desktop). DICOMweb through the
 gateway: QIDO and WADO-RS for an allowed person's token, byte-equal pixels,
-refusals for everyone else, nothing outside read-only DICOMweb."""
+refusals for everyone else (a browser cookie included), nothing outside
+read-only DICOMweb and QIDO's own query keys."""
 
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
@@ -22,8 +25,9 @@ from tests.support.pacs import seeded_pacs
 
 pytestmark = pytest.mark.integration
 
-ALLOWED = ("teacher1", "teacher-pw")      # in `teachers`, the PACS group here
-REFUSED = ("student1", "student1-pw")     # may log in, not in the PACS group
+ALLOWED = ("teacher1", "teacher-pw")      # in `teachers`, a PACS group here
+OTHER = ("admin1", "admin-pw")            # in `slicerhub-admins`, the other PACS group
+REFUSED = ("student1", "student1-pw")     # may log in, not in the PACS groups
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +45,7 @@ def hub(slapd, pacs, tmp_path_factory):
         backend={"docker": {"hub_connect_ip": "127.0.0.1"}},
         hub={"pacs_port": free_port()},
         pacs={"dicomweb_url": pacs.orthanc.dicomweb_url, "username": pacs.orthanc.username,
-              "password_file": str(pacs.orthanc.password_file), "groups": ["teachers"]},
+              "password_file": str(pacs.orthanc.password_file), "groups": ["teachers", "slicerhub-admins"]},
     )
     with Hub(workdir, config, port) as running:
         yield running
@@ -67,17 +71,59 @@ def test_the_study_list_links_every_study_for_an_allowed_person(hub, pacs):
     assert pacs.orthanc.password not in page.text
 
 
-def test_a_good_link_goes_on_to_the_users_own_server(hub, pacs):
+def _confirmed(hub, s, params) -> requests.Response:
+    """The link's page, then its button (with the page's xsrf token)."""
+    page = s.get(hub.url + "/services/pacs/open", params=params, timeout=60)
+    assert page.status_code == 200, page.text
+    form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
+    return s.post(hub.url + "/services/pacs/open", data=form, allow_redirects=False, timeout=60)
+
+
+def _ticket(response) -> str:
+    target = urlparse(response.headers["Location"])
+    after = urlparse(parse_qs(target.query)["next"][0])
+    return parse_qs(after.query)["ticket"][0]
+
+
+def test_a_good_link_names_the_patient_and_its_button_goes_on_to_the_users_own_server(hub, pacs):
     s, _ = _signed_in(hub, ALLOWED)
-    r = s.get(hub.url + "/services/pacs/open", params={"study": pacs.study, "series": pacs.ct_series},
-              allow_redirects=False, timeout=60)
+    page = s.get(hub.url + "/services/pacs/open", params={"study": pacs.study, "series": pacs.ct_series},
+                 timeout=60)
+    assert page.status_code == 200
+    assert "Open this study in Slicer?" in page.text and 'id="open-study"' in page.text
+    patient = str(pacs.ct[0].PatientName)
+    assert patient in page.text and str(pacs.ct[0].PatientID) in page.text
+    assert "Head CT (upper)" in page.text and "T1 MR" not in page.text  # the one series asked for
+    before = len(_audit(hub))
+    r = _confirmed(hub, s, {"study": pacs.study, "series": pacs.ct_series})
     assert r.status_code == 302, r.text
     target = urlparse(r.headers["Location"])
     assert target.path == "/hub/spawn/teacher1"
     after = urlparse(parse_qs(target.query)["next"][0])
     assert after.path == "/user/teacher1/slicerhub/open"
-    assert parse_qs(after.query) == {"study": [pacs.study], "series": [pacs.ct_series]}
-    assert {"action": "open", "user": "teacher1", "study": pacs.study} .items() <= _audit(hub)[-1].items()
+    assert set(parse_qs(after.query)) == {"ticket"}  # the study travels in the ticket only
+    assert {"action": "open", "user": "teacher1", "study": pacs.study}.items() <= _audit(hub)[-1].items()
+    assert len(_audit(hub)) == before + 1  # the page itself opened nothing
+
+
+def test_the_button_needs_the_pages_xsrf_token(hub, pacs):
+    s, _ = _signed_in(hub, ALLOWED)
+    r = s.post(hub.url + "/services/pacs/open", data={"study": pacs.study}, allow_redirects=False, timeout=60)
+    assert r.status_code in (302, 403) and "/hub/spawn" not in r.headers.get("Location", "")
+
+
+def test_a_ticket_is_claimed_once_by_its_owners_server_only(hub, pacs):
+    s, _ = _signed_in(hub, ALLOWED)
+    ticket = _ticket(_confirmed(hub, s, {"study": pacs.study}))
+    url = f"{hub.url}/services/pacs/api/tickets/{ticket}"
+    # A browser cookie cannot claim it (a page on the hub's origin could otherwise).
+    assert s.post(url, timeout=30).status_code == 403
+    assert _token_session(hub, OTHER).post(url, timeout=30).status_code == 404  # someone else's
+    owner = _token_session(hub, ALLOWED)
+    r = owner.post(url, timeout=30)
+    assert r.status_code == 200 and r.json() == {"study": pacs.study, "series": None}
+    assert owner.post(url, timeout=30).status_code == 404  # once
+    assert owner.post(f"{hub.url}/services/pacs/api/tickets/{'x' * 32}", timeout=30).status_code == 404
 
 
 @pytest.mark.parametrize("query, status, says", [
@@ -142,6 +188,13 @@ def test_dicomweb_through_the_gateway_gives_the_series_as_stored(hub, pacs):
 def test_dicomweb_refusals(hub, pacs):
     base = hub.url + "/services/pacs/dicom-web/"
     assert requests.get(base + "studies", timeout=30).status_code == 403  # no token
+    # An allowed person's browser login is not enough: a page on the hub's origin could use it.
+    browser, _ = _signed_in(hub, ALLOWED)
+    for mode in ("cors", "navigate"):
+        r = browser.get(base + "studies", headers={"Sec-Fetch-Mode": mode, "Sec-Fetch-Site": "same-origin"},
+                        allow_redirects=False, timeout=30)
+        assert r.status_code in (302, 403), (mode, r.status_code)
+        assert pacs.study not in r.text
     refused = _dicomweb(hub, REFUSED)
     with pytest.raises(requests.HTTPError) as e:
         refused.search_for_studies()
@@ -154,6 +207,11 @@ def test_dicomweb_refusals(hub, pacs):
     for method in ("POST", "PUT", "DELETE"):  # STOW and deletions never pass
         r = allowed.request(method, base + "studies", data=b"x", timeout=30)
         assert r.status_code in (403, 405), (method, r.status_code)
+    for query in ("token=abc", "limit=100000", "limit=-1", "x=1", "PatientName", "offset=a"):
+        r = allowed.get(base + "studies?" + query, timeout=30)
+        assert r.status_code == 400, (query, r.status_code)
+    assert allowed.get(base + "studies?PatientID=SLH-0001&limit=5&includefield=StudyDescription",
+                       timeout=30).status_code == 200
     r = allowed.get(base + "studies/1.2.826.0.1.3680043.8.498.999999/metadata", timeout=30)
     assert r.status_code == 404 and "no such study" in r.json()["message"]
     assert unquote(r.text).find(pacs.orthanc.password) < 0

@@ -36,7 +36,7 @@ def test_pacs_becomes_a_service_servers_reach_on_the_hub_address():
         "proxy": "p", "idle-culler": "c", "courses": "k", "sharing": "s", "pacs": "secret"})
     service = next(s for s in traits["JupyterHub"]["services"] if s["name"] == "pacs")
     assert service["url"] == "http://172.18.0.1:8004" and service["api_token"] == "secret"
-    assert traits["SlicerSpawner"]["pacs_url"] == "http://172.18.0.1:8004/services/pacs/dicom-web"
+    assert traits["SlicerSpawner"]["pacs_url"] == "http://172.18.0.1:8004/services/pacs"
     roles = {r["name"]: r for r in traits["JupyterHub"]["load_roles"]}
     # The gateway reads groups, nothing else; a server's token may call it (as its owner).
     assert roles["pacs-service"]["scopes"] == ["read:users:name", "read:users:groups"]
