@@ -28,8 +28,8 @@ Usage::
 
 CLI (for a manual demo): ``python -m slicerhub.devenv.orthanc [--host H]
 [--port P] [--seed]`` prints the URLs and the password file and runs until
-Ctrl-C; --seed stores a CT and an MR series made from the MNI152 template
-(slicerhub.dicom.synth) as one study.
+Ctrl-C; --seed stores the demo's study (slicerhub.dicom.demo_study: a CT and
+an MR series made from the MNI152 template).
 """
 
 from __future__ import annotations
@@ -272,15 +272,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with Orthanc(host=args.host, port=args.port) as pacs:
         if args.seed:
-            from slicerhub.dicom import synth
+            from slicerhub.dicom.demo_study import make_study
             from slicerhub.dicom.stow import store
 
-            volume, affine = synth.mni_volume()
-            study_uid = synth.generate_uid()
-            series = [synth.make_series(volume, affine, m, study_uid=study_uid, series_number=n)
-                      for n, m in enumerate(("CT", "MR"), start=1)]
-            store(pacs.dicomweb_url, pacs.auth, [ds for s in series for ds in s])
-            print(f"seeded study {study_uid} (CT + MR, {len(series[0])} slices each)", flush=True)
+            study = make_study()
+            store(pacs.dicomweb_url, pacs.auth, study.datasets)
+            print(f"seeded study {study.uid} (CT {len(study.ct)} slices, MR {len(study.mr)} slices)", flush=True)
         print(f"Orthanc: {pacs.url}\nDICOMweb: {pacs.dicomweb_url}\nuser: {pacs.username}\n"
               f"password_file: {pacs.password_file}", flush=True)
         try:

@@ -29,6 +29,7 @@ from slicerhub.devenv.rfb import RFBClient, RFBError
 from tests.support.hub import xsrf
 from tests.support.browser import browser, hub_login, page_picture, wait_for
 from tests.support.sessions import DesktopWatcher
+from tests.support.share import SHARING, accept, create_link
 from tests.support.spawn import container, in_desktop, server_api, spawn_with_form, wait_ready
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +37,6 @@ pytestmark = pytest.mark.e2e
 OWNER, VIEWER = "student1", "student2"
 PASSWORDS = {"student1": "student1-pw", "student2": "student2-pw", "teacher1": "teacher-pw",
              "mover": "mover-pw"}
-SHARING = "/services/sharing"
 # How often the server re-checks a viewer's websockets (ReadOnlyGuard.recheck_seconds).
 RECHECK = 5
 WHEEL_DOWN = 1 << 4  # RFB button mask bit 5: scroll down (Slicer: next slice)
@@ -50,22 +50,6 @@ def _session(hub, user):
 
 def _ws(hub, path):
     return hub.url.replace("http", "ws", 1) + path
-
-
-def _create_link(hub, token, expires_in=600):
-    r = requests.post(hub.url + SHARING + "/api/links", json={"expires_in": expires_in},
-                      headers={"Authorization": f"token {token}"}, timeout=30)
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def _accept(hub, viewer_session, url):
-    """What the hub's accept page does: GET it, POST its form; follow to the view page."""
-    page = viewer_session.get(urljoin(hub.url, url), timeout=30)
-    assert page.status_code == 200, page.text
-    code = re.search(r'name="code" value="([^"]+)"', page.text).group(1)
-    return viewer_session.post(urljoin(hub.url, url), timeout=60,
-                               data={"_xsrf": xsrf(viewer_session), "code": code})
 
 
 def _viewer_token(hub, session):
@@ -119,12 +103,12 @@ def shared(e2e_hub):
     assert r.status_code in (200, 201), r.text
     # A short link made first: it must be gone by the time the module's last test runs.
     short_made = time.time()
-    short = _create_link(hub, owner_token, expires_in=60)
-    link = _create_link(hub, owner_token)
+    short = create_link(hub, owner_token, expires_in=60)
+    link = create_link(hub, owner_token)
     viewer = _session(hub, VIEWER)
-    landing = _accept(hub, viewer, link["url"])
+    landing = accept(hub, viewer, link["url"])
     assert landing.status_code == 200 and "read-only" in landing.text, landing.text[:500]
-    assert _accept(hub, viewer, short["url"]).status_code == 200
+    assert accept(hub, viewer, short["url"]).status_code == 200
     return {"hub": hub, "owner": owner, "owner_token": owner_token, "link": link, "short": short,
             "short_made": short_made,
             "viewer": viewer, "viewer_token": _viewer_token(hub, viewer), "landing": landing}

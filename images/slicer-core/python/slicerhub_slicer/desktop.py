@@ -5,15 +5,25 @@ sample) in Slicer's slice view for ``Desktop/Orientation`` and runs VTK's
 interactor, so the mouse works as in Slicer (wheel: next slice, left drag:
 window/level, right drag: zoom). Openbox keeps the window maximised, and the
 view follows the window when the browser resizes the remote desktop.
+
+A study opened from the PACS (``slicerhub/open``, see studies.py) arrives as a
+request file in ``studies.DESKTOP_QUEUE``; the application looks there four
+times a second and shows the newest.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 
 from . import session as _session
-from . import settings
+from . import settings, studies
+
+QUEUE_POLL_MS = 250
+# A request older than this was meant for an earlier session of the desktop.
+STALE_REQUEST_SECONDS = 600
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,10 +66,47 @@ def main(argv: list[str] | None = None) -> int:
             view.render()
 
     view.interactor().AddObserver("ConfigureEvent", on_configure)
+
+    def on_timer(*_):
+        request = _newest_request()
+        if request is None:
+            return
+        try:
+            shown = s.load_volume(request["file"], name=request.get("name"))
+        except (OSError, RuntimeError, KeyError) as exc:
+            print(f"slicerhub-desktop: cannot show {request.get('file')}: {exc}", file=sys.stderr, flush=True)
+            return
+        s.show_volume(shown)
+        view.fit_view_to_content()
+        view.render()
+        print(f"slicerhub-desktop: showing {shown.GetName()} (study {request.get('study')})", flush=True)
+
+    view.interactor().AddObserver("TimerEvent", on_timer)
+    view.interactor().CreateRepeatingTimer(QUEUE_POLL_MS)
+    on_timer()  # a study opened while the desktop was starting
     print(f"slicerhub-desktop: showing {volume.GetName()} ({orientation}), "
           f"renderer {'gpu' if s.gpu else 'cpu'}", flush=True)
     view.start_interactor()
     return 0
+
+
+def _newest_request() -> dict | None:
+    """Take every request out of the queue; return the newest still meant for now."""
+    try:
+        files = sorted(studies.DESKTOP_QUEUE.glob("[0-9]*.json"))
+    except OSError:
+        return None
+    newest = None
+    for path in files:
+        try:
+            request = json.loads(path.read_text())
+            fresh = time.time() - float(request["time"]) < STALE_REQUEST_SECONDS
+        except (OSError, ValueError, TypeError, KeyError):
+            request, fresh = None, False
+        path.unlink(missing_ok=True)  # taken before loading: a bad file cannot crash-loop the app
+        if fresh:
+            newest = request
+    return newest
 
 
 if __name__ == "__main__":
