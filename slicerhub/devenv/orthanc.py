@@ -35,21 +35,17 @@ an MR series made from the MNI152 template).
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
-import pwd
-import secrets
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from slicerhub.devenv.daemon import ThrowAwayServer, is_loopback, serve_until_interrupted
 from slicerhub.wait import wait_for
 
 ORTHANC_BIN = Path("/usr/sbin/Orthanc")
@@ -68,27 +64,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+class Orthanc(ThrowAwayServer):
+    stop_signal = signal.SIGTERM
+    stop_timeout = 30
 
-
-def _run_as() -> pwd.struct_passwd | None:
-    if os.geteuid() != 0:
-        return None
-    for name in ("orthanc", "nobody"):
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    raise OrthancError("running as root and neither an 'orthanc' nor a 'nobody' user exists")
-
-
-class Orthanc:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, dicom_port: int | None = None,
                  username: str = "slicerhub", settings: dict[str, Any] | None = None) -> None:
         """dicom_port: None keeps the DICOM (DIMSE) server off, 0 picks a free port.
@@ -100,19 +79,9 @@ class Orthanc:
         self.port = port or _free_port()
         self.dicom_port = None if dicom_port is None else (dicom_port or _free_port())
         self.username = username
-        self.password = secrets.token_urlsafe(18)
         self.settings = settings or {}
-        self._account = _run_as()
-        # A directory of our own under /tmp: a root-only parent (pytest's
-        # tmp_path) would not let the server's user in.
-        self.workdir = Path(tempfile.mkdtemp(prefix="slicerhub-orthanc-"))
+        super().__init__(tag="orthanc", account="orthanc", error_class=OrthancError, log_name="orthanc.log")
         self.config_path = self.workdir / "orthanc.json"
-        self.log_path = self.workdir / "orthanc.log"
-        # Outside the server's directory, readable by us only.
-        self._secrets = Path(tempfile.mkdtemp(prefix="slicerhub-orthanc-secret-"))
-        self.password_file = self._secrets / "password"
-        self._proc: subprocess.Popen | None = None
-        self._log_fh = None
 
     # -- URLs and requests -----------------------------------------------------
 
@@ -155,7 +124,7 @@ class Orthanc:
             "HttpServerEnabled": True,
             "HttpPort": self.port,
             "HttpDescribeErrors": True,
-            "RemoteAccessAllowed": not _is_loopback(self.host),
+            "RemoteAccessAllowed": not is_loopback(self.host),
             "AuthenticationEnabled": True,
             "RegisteredUsers": {self.username: self.password},
             "DicomServerEnabled": self.dicom_port is not None,
@@ -187,30 +156,17 @@ class Orthanc:
             uid, gid = self._account.pw_uid, self._account.pw_gid
             for path in (self.workdir, self.config_path, *(self.workdir / n for n in ("storage", "index", "tmp"))):
                 os.chown(path, uid, gid)
-        fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(self.password + "\n")
+        self._write_password_file()
 
     def start(self) -> "Orthanc":
         if self._proc is not None:
             return self
         self._write_config()
         self._log_fh = open(self.log_path, "ab")
-        acct = self._account
-        extra = {"user": acct.pw_uid, "group": acct.pw_gid, "extra_groups": []} if acct else {}
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "HOME": str(self.workdir)}
-        self._proc = subprocess.Popen(
-            [str(ORTHANC_BIN), str(self.config_path)], env=env, cwd=self.workdir,
-            stdout=self._log_fh, stderr=subprocess.STDOUT, start_new_session=True, **extra,
-        )
+        self._proc = self._popen([str(ORTHANC_BIN), str(self.config_path)],
+                                 stdout=self._log_fh, stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_ready()
         return self
-
-    def _log_tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
 
     def _answers(self) -> bool:
         if self._proc.poll() is not None:
@@ -235,34 +191,6 @@ class Orthanc:
         if plugins != ["dicom-web"]:
             raise OrthancError(f"expected only the dicom-web plugin, Orthanc loaded {plugins}:\n{self._log_tail()}")
 
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if self._log_fh is not None:
-            self._log_fh.close()
-            self._log_fh = None
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        shutil.rmtree(self._secrets, ignore_errors=True)
-
-    def __enter__(self) -> "Orthanc":
-        try:
-            return self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()
-
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m slicerhub.devenv.orthanc", description=__doc__.split("\n")[0])
@@ -280,10 +208,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"seeded study {study.uid} (CT {len(study.ct)} slices, MR {len(study.mr)} slices)", flush=True)
         print(f"Orthanc: {pacs.url}\nDICOMweb: {pacs.dicomweb_url}\nuser: {pacs.username}\n"
               f"password_file: {pacs.password_file}", flush=True)
-        try:
-            signal.pause()
-        except KeyboardInterrupt:
-            pass
+        serve_until_interrupted()
 
 
 if __name__ == "__main__":

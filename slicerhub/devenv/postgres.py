@@ -25,18 +25,18 @@ from __future__ import annotations
 
 import glob
 import os
-import pwd
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import psycopg
+
+from slicerhub.devenv.daemon import ThrowAwayServer, serve_until_interrupted
 
 SUPERUSER = "postgres"
 
@@ -62,38 +62,20 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def _run_as() -> pwd.struct_passwd | None:
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody"):
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    raise PostgresError("running as root and neither a 'postgres' nor a 'nobody' user exists")
+class Postgres(ThrowAwayServer):
+    stop_signal = signal.SIGINT  # "fast" shutdown: roll back, close, checkpoint
+    stop_timeout = 60
 
-
-class Postgres:
     def __init__(self, *, user: str = "slicerhub", database: str = "slicerhub", host: str = "127.0.0.1",
                  port: int = 0, settings: dict[str, str] | None = None) -> None:
         self.user = user
         self.database = database
         self.host = host
         self.port = port or _free_port(host)
-        self.password = secrets.token_urlsafe(18)
         self._admin_password = secrets.token_urlsafe(18)
         self.settings = settings or {}
-        self._account = _run_as()
-        # A directory of our own under /tmp: a root-only parent (pytest's
-        # tmp_path) would not let the server's user in.
-        self.workdir = Path(tempfile.mkdtemp(prefix="slicerhub-pg-"))
+        super().__init__(tag="pg", account="postgres", error_class=PostgresError, log_name="postgres.log")
         self.data_dir = self.workdir / "data"
-        self.log_path = self.workdir / "postgres.log"
-        # Outside the server's directory, readable by us only (hub.database.password_file).
-        self._secrets = Path(tempfile.mkdtemp(prefix="slicerhub-pg-secret-"))
-        self.password_file = self._secrets / "password"
-        self._proc: subprocess.Popen | None = None
-        self._log_fh = None
 
     # -- URLs ----------------------------------------------------------------
 
@@ -116,13 +98,6 @@ class Postgres:
             return conn.execute(sql, params).fetchall()
 
     # -- lifecycle -------------------------------------------------------------
-
-    def _popen(self, argv: list[str], **kw: Any) -> subprocess.Popen:
-        acct = self._account
-        extra = {"user": acct.pw_uid, "group": acct.pw_gid, "extra_groups": []} if acct else {}
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8",
-               "HOME": str(self.workdir)}
-        return subprocess.Popen(argv, env=env, cwd=self.workdir, **extra, **kw)
 
     def _initdb(self) -> None:
         pwfile = self.workdir / "initdb-pw"
@@ -156,12 +131,6 @@ class Postgres:
         self._create_role_and_database()
         return self
 
-    def _log_tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
-
     def _wait_ready(self) -> None:
         # Bounded by the server itself: it either answers or exits (with its
         # reason in the log); the deadline only catches a wedged start.
@@ -189,46 +158,13 @@ class Postgres:
                     sql.Identifier(self.user), sql.Literal(self.password)))
                 conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
                     sql.Identifier(self.database), sql.Identifier(self.user)))
-        fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(self.password + "\n")
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # "fast" shutdown: roll back, close, checkpoint
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if self._log_fh is not None:
-            self._log_fh.close()
-            self._log_fh = None
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        shutil.rmtree(self._secrets, ignore_errors=True)
-
-    def __enter__(self) -> "Postgres":
-        try:
-            return self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()
+        self._write_password_file()
 
 
 def main() -> None:
     with Postgres() as pg:
         print(f"hub.database.url: {pg.url}\nhub.database.password_file: {pg.password_file}", flush=True)
-        try:
-            signal.pause()
-        except KeyboardInterrupt:
-            pass
+        serve_until_interrupted()
 
 
 if __name__ == "__main__":

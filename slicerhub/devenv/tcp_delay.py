@@ -20,20 +20,12 @@ can use it::
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import threading
 import time
 
+from slicerhub.devenv.daemon import is_loopback
+
 _EOF = object()
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class DelayProxy:
@@ -47,9 +39,9 @@ class DelayProxy:
         listen_host: str = "127.0.0.1",
         chunk_size: int = 65536,
     ) -> None:
-        if not _is_loopback(target_host):
+        if not is_loopback(target_host):
             raise ValueError(f"DelayProxy only forwards to loopback, not {target_host!r}")
-        if not _is_loopback(listen_host):
+        if not is_loopback(listen_host):
             raise ValueError(f"DelayProxy only listens on loopback, not {listen_host!r}")
         self.target_host = target_host
         self.target_port = int(target_port)
