@@ -39,16 +39,21 @@ def main(argv: list[str] | None = None) -> int:
 
     s = _session.SlicerSession(offscreen=False)
     _session.install(s)
-    volume_file = args.volume or settings.get("Desktop/Volume")
-    try:
-        volume = s.load_volume(volume_file) if volume_file else s.sample_volume()
-    except (OSError, RuntimeError) as exc:
-        print(f"slicerhub-desktop: {exc}; showing the sample instead", file=sys.stderr)
-        volume = s.sample_volume()
+    # A study opened while the desktop was starting is what the person waits
+    # for: the sample is not loaded then, and the study is shown (below, as
+    # any request is) as soon as the window is up.
+    volume = None
+    if not _requests():
+        volume_file = args.volume or settings.get("Desktop/Volume")
+        try:
+            volume = s.load_volume(volume_file) if volume_file else s.sample_volume()
+        except (OSError, RuntimeError) as exc:
+            _say(f"{exc}; showing the sample instead")
+            volume = s.sample_volume()
 
     view = s.slice_view(orientation)
     window = view.render_window()
-    window.SetWindowName(f"Slicer (slicer-core) - {volume.GetName()} - {orientation}")
+    window.SetWindowName(f"Slicer (slicer-core) - {orientation}")
     window.SetSize(1024, 768)
     window.ShowWindowOn()
     view.render()
@@ -69,33 +74,53 @@ def main(argv: list[str] | None = None) -> int:
 
     def on_timer(*_):
         request = _newest_request()
-        if request is None:
-            return
-        try:
-            shown = s.load_volume(request["file"], name=request.get("name"))
-        except (OSError, RuntimeError, KeyError) as exc:
-            print(f"slicerhub-desktop: cannot show {request.get('file')}: {exc}", file=sys.stderr, flush=True)
-            return
-        s.show_volume(shown)
-        view.fit_view_to_content()
-        view.render()
-        print(f"slicerhub-desktop: showing {shown.GetName()} (study {request.get('study')})", flush=True)
+        if request is not None and _show_request(s, request) is not None:
+            view.fit_view_to_content()
+            view.render()
+        elif s.background_volume() is None:  # only stale requests were waiting at the start
+            s.show_volume(s.sample_volume())
+            view.fit_view_to_content()
+            view.render()
 
     view.interactor().AddObserver("TimerEvent", on_timer)
+    # The first tick comes once the window is up (and maximised), where a
+    # study that was waiting is shown.
     view.interactor().CreateRepeatingTimer(QUEUE_POLL_MS)
-    on_timer()  # a study opened while the desktop was starting
-    print(f"slicerhub-desktop: showing {volume.GetName()} ({orientation}), "
-          f"renderer {'gpu' if s.gpu else 'cpu'}", flush=True)
+    _say(f"showing {volume.GetName() if volume else 'nothing yet'} ({orientation}), "
+         f"renderer {'gpu' if s.gpu else 'cpu'}")
     view.start_interactor()
     return 0
 
 
+def _say(message: str) -> None:
+    """One line in the desktop's log, with the time (the open-study benchmark reads it)."""
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}"
+    print(f"slicerhub-desktop {stamp}: {message}", flush=True)
+
+
+def _show_request(s, request: dict):
+    """Load the requested series and show it; None (and a log line) if it cannot be read."""
+    try:
+        shown = s.load_volume(request["file"], name=request.get("name"))
+    except (OSError, RuntimeError, KeyError) as exc:
+        _say(f"cannot show {request.get('file')}: {exc}")
+        return None
+    s.show_volume(shown)
+    _say(f"showing {shown.GetName()} (study {request.get('study')})")
+    return shown
+
+
+def _requests() -> list:
+    try:
+        return sorted(studies.DESKTOP_QUEUE.glob("[0-9]*.json"))
+    except OSError:
+        return []
+
+
 def _newest_request() -> dict | None:
     """Take every request out of the queue; return the newest still meant for now."""
-    try:
-        files = sorted(studies.DESKTOP_QUEUE.glob("[0-9]*.json"))
-    except OSError:
-        return None
+    files = _requests()
     newest = None
     for path in files:
         try:
