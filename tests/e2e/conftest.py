@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import time
 
 import docker
@@ -34,30 +35,18 @@ def _cleanup(client, prefix: str) -> None:
             v.remove(force=True)
 
 
-@pytest.fixture(scope="module")
-def e2e_hub(docker_client, tmp_path_factory):
-    """A hub with the real Docker backend; containers kept on stop (remove: false)
-    so that stale-container replacement is exercised too."""
-    workdir = tmp_path_factory.mktemp("e2e")
-    prefix = f"e2e{int(time.time()) % 100000}"
-    _cleanup(docker_client, "e2e")
+@contextlib.contextmanager
+def docker_hub(docker_client, workdir, name: str = "e2e", **overrides):
+    """slapd + a hub with the real Docker backend on NETWORK, its containers and
+    homes named after NAME and removed afterwards; OVERRIDES go into the deployment file."""
+    prefix = f"{name}{int(time.time()) % 100000}"
+    _cleanup(docker_client, name)
     ldap = Slapd(workdir / "ldap", test_directory())
     ldap.start()
     port = free_port()
-    config = write_config(
-        workdir / "slicerhub.yaml",
-        ldap.port,
-        port,
-        backend={
-            "docker": {
-                "network": NETWORK,
-                "remove": False,
-                "home_volume": prefix + "-home-{username}",
-                "container_prefix": prefix,
-            }
-        },
-        courses={"groups": ["anat101"], "root": str(workdir / "courses")},
-    )
+    backend = {"docker": {"network": NETWORK, "home_volume": prefix + "-home-{username}",
+                          "container_prefix": prefix, **overrides.pop("docker", {})}}
+    config = write_config(workdir / "slicerhub.yaml", ldap.port, port, backend=backend, **overrides)
     hub = Hub(workdir, config, port)
     try:
         hub.start()
@@ -68,6 +57,16 @@ def e2e_hub(docker_client, tmp_path_factory):
         hub.stop()
         ldap.stop()
         _cleanup(docker_client, prefix)
+
+
+@pytest.fixture(scope="module")
+def e2e_hub(docker_client, tmp_path_factory):
+    """A hub with the real Docker backend; containers kept on stop (remove: false)
+    so that stale-container replacement is exercised too."""
+    workdir = tmp_path_factory.mktemp("e2e")
+    with docker_hub(docker_client, workdir, docker={"remove": False},
+                    courses={"groups": ["anat101"], "root": str(workdir / "courses")}) as hub:
+        yield hub
 
 
 @pytest.fixture(scope="module")

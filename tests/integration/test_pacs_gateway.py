@@ -21,7 +21,7 @@ import requests
 from dicomweb_client.api import DICOMwebClient
 
 from tests.support.hub import Hub, free_port, write_config
-from tests.support.pacs import seeded_pacs
+from tests.support.pacs import pacs_section, seeded_pacs
 
 pytestmark = pytest.mark.integration
 
@@ -44,8 +44,7 @@ def hub(slapd, pacs, tmp_path_factory):
         workdir / "slicerhub.yaml", slapd.port, port,
         backend={"docker": {"hub_connect_ip": "127.0.0.1"}},
         hub={"pacs_port": free_port()},
-        pacs={"dicomweb_url": pacs.orthanc.dicomweb_url, "username": pacs.orthanc.username,
-              "password_file": str(pacs.orthanc.password_file), "groups": ["teachers", "slicerhub-admins"]},
+        pacs=pacs_section(pacs, ["teachers", "slicerhub-admins"]),
     )
     with Hub(workdir, config, port) as running:
         yield running

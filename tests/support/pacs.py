@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pydicom.dataset import Dataset
 
 from slicerhub.devenv.orthanc import Orthanc
-from slicerhub.dicom.demo_study import CT_FIRST_SLICE, cropped_ct_volume, make_study  # noqa: F401 (re-exported)
+from slicerhub.dicom.demo_study import make_study
 from slicerhub.dicom.stow import store
 from slicerhub.dicom.synth import Geometry
 
@@ -40,3 +40,9 @@ def seeded_pacs(**orthanc_options):
         store(orthanc.dicomweb_url, orthanc.auth, study.datasets)
         yield SeededPacs(orthanc, study.uid, study.ct_series, study.mr_series, study.ct, study.mr,
                          study.ct_geometry, study.mr_geometry)
+
+
+def pacs_section(pacs: SeededPacs, groups: list[str]) -> dict:
+    """The deployment file's `pacs:` for this Orthanc, letting GROUPS in."""
+    return {"dicomweb_url": pacs.orthanc.dicomweb_url, "username": pacs.orthanc.username,
+            "password_file": str(pacs.orthanc.password_file), "groups": groups}
