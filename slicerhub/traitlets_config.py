@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+from jupyterhub.roles import get_default_roles
+
 from .config import ConfigError, SlicerHubConfig, group_name
 from .database import db_url
 
@@ -54,8 +56,8 @@ SHARING_OAUTH_SCOPES = ["shares!user", "read:shares!user", "access:servers!user"
                         "custom:jupyter_server:read:*!user"]
 # The PACS gateway reads each person's groups (who may open studies); it gets no server access.
 PACS_SERVICE_SCOPES = ["read:users:name", "read:users:groups"]
-# JupyterHub's own `server` role (a server's $JUPYTERHUB_API_TOKEN) …
-SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server"]
+# JupyterHub's own `server` role (a server's $JUPYTERHUB_API_TOKEN), as the installed JupyterHub defines it …
+SERVER_TOKEN_SCOPES = next(r["scopes"] for r in get_default_roles() if r["name"] == "server")
 # … plus, with a PACS, the gateway: the Slicer kernel and desktop retrieve studies as their owner.
 PACS_ACCESS = "access:services!service=pacs"
 

@@ -156,6 +156,11 @@ def _value(item: dict, tag: str, default: str = "") -> str:
     return next(iter(_values(item, tag)), default)
 
 
+def _is_search(path: str) -> bool:
+    """QIDO-RS: `studies`, `series`, `instances` and a study's or series' `series`/`instances`."""
+    return "/" not in path or path.endswith(("/series", "/instances"))
+
+
 def qido_query(raw: str) -> str:
     """The request's query as the PACS gets it: only QIDO keys, results bounded; else a 400."""
     if len(raw) > MAX_QUERY:
@@ -310,8 +315,8 @@ class DicomWeb(_Base):
             raise web.HTTPError(403, "DICOMweb here needs a token (a user server's), not a browser login")
         if not DICOMWEB_PATHS.fullmatch(path):
             raise web.HTTPError(404, f"not a DICOMweb resource the gateway serves: {path[:200]}")
-        query = qido_query(self.request.query) if not path.startswith("studies/") or path.endswith(
-            ("/series", "/instances")) else ""
+        # WADO-RS takes no query; a QIDO search gets its keys checked.
+        query = qido_query(self.request.query) if _is_search(path) else ""
         user = await self._check_allowed()
         self.s.audit.write("dicomweb", user, path=path, query=query or None)
         status: list[int] = []
