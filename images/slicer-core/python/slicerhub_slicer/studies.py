@@ -139,7 +139,7 @@ def series_of(study: str, series: str | None = None, dicomweb=None) -> list[dict
 
 
 def retrieve(study: str, series: str | None = None) -> list[Series]:
-    """Every image series of STUDY (or only SERIES) as a whole folder under ~/DICOM."""
+    """Every image series of STUDY (or only SERIES) as a whole folder under dicom_root()."""
     dicomweb = client()
     out = []
     for item in series_of(study, series, dicomweb):
@@ -164,7 +164,11 @@ def _fetch_series(dicomweb, study: str, series: str, folder: Path) -> None:
                     raise StudyError(502, f"the PACS sent an instance of another series for {series}")
                 sop = check_uid(str(ds.get("SOPInstanceUID", "")), "the PACS's SOPInstanceUID")
                 path = incoming / f"{sop}.dcm"
-                ds.save_as(path, enforce_file_format=True)
+                try:
+                    ds.save_as(path, enforce_file_format=True)
+                except (ValueError, AttributeError, TypeError) as e:  # e.g. no file meta information
+                    raise StudyError(502, f"the PACS sent instance {sop} of series {series} in a form that "
+                                     f"is not a DICOM file ({e})") from None
                 written.append((_position(ds), path))
         if not written:
             raise StudyError(404, f"series {series} has no instances")
