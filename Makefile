@@ -8,7 +8,7 @@ PORT   ?= 8000
 LDAP_PORT ?= 3389
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-unit test-integration test-e2e bench images deps system-deps check-config clean
+.PHONY: demo test test-unit test-integration test-e2e bench images monailabel-image deps system-deps check-config clean
 
 demo: deps images
 	$(PY) -m slicerhub.devenv.demo --port $(PORT) --ldap-port $(LDAP_PORT)
@@ -33,7 +33,12 @@ check-config: $(VENV)/.installed
 
 images: deps
 	@echo "==> Images"
-	$(PY) -m slicerhub.devenv.images slicer-core
+	$(PY) -m slicerhub.devenv.images slicer-core orthanc
+
+# MONAI Label (torch, several GB) is not built by `make images` / `make test`:
+# its tests run when this image exists (docs/companions.md).
+monailabel-image: deps
+	$(PY) -m slicerhub.devenv.images monailabel
 
 deps: system-deps $(VENV)/.installed node_modules/.installed
 

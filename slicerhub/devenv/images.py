@@ -54,6 +54,10 @@ DEFAULT_TAGS = {
     "slicer-core": "slicerhub/slicer-core:dev",
     "slicer": "slicerhub/slicer:dev",
     "hub": "slicerhub/hub:dev",
+    # Companions (docs/companions.md): services beside a user's server,
+    # built FROM the locally made Debian base like the hub image.
+    "orthanc": "slicerhub/orthanc:dev",
+    "monailabel": "slicerhub/monailabel:dev",
 }
 # The hub image (z2jh's hub pod) is not a user image: it is built FROM the
 # locally made Debian base (BASE_IMAGE_TAG), not from images/base's desktop.
