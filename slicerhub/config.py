@@ -441,6 +441,19 @@ class Profile(_Model):
         "may use all.",
     )
     default: bool = Field(False, description="Preselected in the form (at most one profile).")
+    companions: list[Literal["orthanc", "monailabel"]] = Field(
+        [],
+        description="Services started and stopped with each server of this profile, beside it "
+        "([docs/companions.md](companions.md)): `orthanc` (the user's own DICOM server), `monailabel` "
+        "(MONAI Label). Their images are set under `companions`.",
+    )
+
+    @field_validator("companions")
+    @classmethod
+    def _each_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each companion at most once")
+        return value
 
 
 COURSE = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
@@ -535,6 +548,32 @@ class Pacs(_Model):
         return self
 
 
+class Companion(_Model):
+    image: str = Field(
+        min_length=1, pattern=NO_SPACE,
+        description="The companion's image (built from `images/<name>/`), e.g. "
+        "`registry.example.org/slicerhub/orthanc:0.1.0`.",
+    )
+    cpu_limit: float | None = Field(None, gt=0, le=256, description="CPUs it may use. Unset: no limit.")
+    mem_limit: str | None = Field(
+        None, pattern=BYTES, description="Memory it may use, e.g. `1G`. Unset: no limit.",
+    )
+
+
+class Companions(_Model):
+    orthanc: Companion = Field(
+        Companion(image="slicerhub/orthanc:dev", mem_limit="1G"),
+        description="The user's own Orthanc (DICOMweb at `http://127.0.0.1:8042/dicom-web/` for their "
+        "Slicer, Orthanc Explorer at `/user/<name>/orthanc/app/explorer.html`); its storage is in the home.",
+    )
+    monailabel: Companion = Field(
+        Companion(image="slicerhub/monailabel:dev"),
+        description="MONAI Label with the radiology app (`http://127.0.0.1:8000/` for Slicer, "
+        "`/user/<name>/monailabel/` in the browser); its datastore is in the home. Built by "
+        "`make monailabel-image`, not by `make images`.",
+    )
+
+
 class Culler(_Model):
     enabled: bool = Field(True, description="Run the idle culler; `false`: servers run until stopped.")
     # The minimum exceeds websocket pings (30 s) + JupyterHub.last_activity_interval (300 s).
@@ -563,6 +602,10 @@ class SlicerHubConfig(_Model):
                              "\"join read-only\".")
     culler: Culler = Field(Culler(), description="The idle culler, which stops idle servers.")
     pacs: Pacs = Field(Pacs(), description="The site's PACS (DICOMweb) and who may open its studies in Slicer.")
+    companions: Companions = Field(
+        Companions(), description="Images and limits of the services a profile's `companions` start beside "
+        "each server.",
+    )
     jupyterhub: dict[Annotated[str, Field(pattern=TRAITLETS_CLASS)],
                      dict[Annotated[str, Field(pattern=TRAIT_NAME)], Any]] = Field(
         {},

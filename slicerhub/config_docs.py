@@ -84,10 +84,15 @@ def _code(value: str) -> str:
     return f"`{value}`".replace("|", "\\|")
 
 
-def _default(field: FieldInfo) -> str:
-    if field.is_required():
-        return "**required**"
-    value = field.get_default(call_default_factory=True)
+_NO_VALUE = object()
+
+
+def _default(field: FieldInfo, value: Any = _NO_VALUE) -> str:
+    """The default cell; ``value``: the default a containing model's default gives this field."""
+    if value is _NO_VALUE:
+        if field.is_required():
+            return "**required**"
+        value = field.get_default(call_default_factory=True)
     if value is None:
         return "unset"
     if isinstance(value, BaseModel):
@@ -111,16 +116,23 @@ def _text(description: str | None) -> str:
     return "`".join(parts).replace("|", "\\|")
 
 
-def _rows(model: type[BaseModel], prefix: str, where: str, skip: set[str]) -> list[str]:
+def _rows(model: type[BaseModel], prefix: str, where: str, skip: set[str],
+          instance: BaseModel | None = None) -> list[str]:
+    """Rows of ``model``'s fields; ``instance``: the default the containing field gives
+    (``companions.orthanc`` defaults to an image the Companion model itself requires)."""
     rows = []
     for name, field in model.model_fields.items():
         if f"{where}{name}" in skip:
             continue
         path = f"{prefix}{name}"
-        rows.append(f"| {_code(path)} | {_default(field)} | {_text(field.description)} |\n")
+        default = _default(field) if instance is None else _default(field, getattr(instance, name))
+        rows.append(f"| {_code(path)} | {default} | {_text(field.description)} |\n")
+        value = getattr(instance, name) if instance is not None else (
+            None if field.is_required() else field.get_default(call_default_factory=True))
         for sub in _models_in(field.annotation):
             mark = "[]" if _is_list(field.annotation) else ""
-            rows += _rows(sub, f"{path}{mark}.", f"{where}{name}.", skip)
+            rows += _rows(sub, f"{path}{mark}.", f"{where}{name}.", skip,
+                          value if isinstance(value, sub) else None)
     return rows
 
 

@@ -108,6 +108,7 @@ def _spawner(cfg: SlicerHubConfig, hub_connect_ip: str | None = None) -> dict[st
         "courses": {"groups": list(c.groups), "root": str(Path(c.root).resolve()),
                     "claim": c.claim, "mount_path": c.mount_path} if c.groups else {},
         "teacher_groups": _teacher_groups(cfg),
+        "companion_specs": cfg.companions.model_dump(),
         "pacs_url": service_url(cfg, "pacs", hub_connect_ip) + "/services/pacs"
         if cfg.pacs.dicomweb_url else "",
     }
@@ -361,6 +362,7 @@ FIELD_OF_SETTING = {
     ("SlicerSpawner", "home_path"): "storage.home_path",
     ("SlicerSpawner", "courses"): "courses",
     ("SlicerSpawner", "teacher_groups"): "ldap.groups.teachers",
+    ("SlicerSpawner", "companion_specs"): "companions",
     ("DockerSpawner", "network_name"): "backend.docker.network",
     ("DockerSpawner", "prefix"): "backend.docker.container_prefix",
     ("DockerSpawner", "remove"): "backend.docker.remove",

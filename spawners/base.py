@@ -8,6 +8,7 @@ from traitlets import Dict, List, Unicode, default
 
 from slicerhub.config import Storage, default_of
 
+from .companions import server_env
 from .profiles import ProfileError, choose_profile, render_form, visible_profiles
 
 PROFILE_LABEL = "org.slicerhub.profile"
@@ -38,6 +39,12 @@ class SlicerSpawner(Spawner):
     pacs_url = Unicode("", config=True,
                        help="The PACS gateway as servers reach it ('' for no PACS): $SLICERHUB_PACS_URL, "
                        "called with the server's own API token (DICOMweb under dicom-web/, tickets).")
+
+    companion_specs = Dict(
+        config=True,
+        help="Images and limits of the companions profiles may name: {name: {'image': ..., "
+        "'cpu_limit': ..., 'mem_limit': ...}} (slicerhub.config.Companions).",
+    )
 
     profile: dict = {}
 
@@ -118,6 +125,7 @@ class SlicerSpawner(Spawner):
             env["SLICERHUB_PACS_URL"] = self.pacs_url
         if self.profile:
             env.update(self.profile_env(self.profile))
+            env.update(server_env(self.profile.get("companions", [])))
         return env
 
     async def apply_profile(self, profile: dict) -> None:

@@ -12,6 +12,7 @@ from traitlets import Unicode, default
 from slicerhub.config import DockerBackend, default_of
 
 from .base import PROFILE_LABEL, SlicerSpawner
+from .companions import COMPANION_LABEL, KIND_LABEL, KINDS, USER, companion_env
 
 IMAGE_LABEL = "org.slicerhub.image"
 USER_LABEL = "org.slicerhub.user"
@@ -178,5 +179,54 @@ class SlicerDockerSpawner(SlicerSpawner, DockerSpawner):
 
     async def start(self):
         ip_port = await super().start()
+        await self._start_companions()
         self._emit(70, "Container running; waiting for JupyterLab to answer")
         return ip_port
+
+    async def stop(self, now=False):
+        # First: they live in the server's network namespace.
+        await self._remove_companions()
+        return await super().stop(now=now)
+
+    # --- companions (spawners/companions.py) -----------------------------------
+
+    def companion_name(self, kind: str) -> str:
+        return f"{self.container_name}-{kind}"
+
+    async def _remove_companions(self) -> None:
+        """Remove every companion of this server, also those of an earlier
+        profile or left by a crashed hub (found by label, not by profile)."""
+        found = await self.docker("containers", all=True,
+                                  filters={"label": f"{COMPANION_LABEL}={self.container_name}"})
+        for c in found:
+            try:
+                await self.docker("remove_container", c["Id"], force=True)
+            except NotFound:
+                pass
+
+    async def _start_companions(self) -> None:
+        names = self.profile.get("companions", [])
+        await self._remove_companions()  # a fresh server namespace needs fresh companions
+        for kind in names:
+            spec = self.companion_specs[kind]
+            self._emit(60, f"Starting {KINDS[kind].title} beside your server")
+            await self.pull_image(spec["image"])
+            host_config = {
+                "network_mode": f"container:{self.container_id}",
+                "binds": {self.home_volume_name(): {"bind": self.home_path, "mode": "rw"}},
+                "restart_policy": {"Name": "on-failure", "MaximumRetryCount": 5},
+                "security_opt": ["no-new-privileges"],
+                "cap_drop": ["ALL"],
+            }
+            if spec.get("mem_limit"):
+                host_config["mem_limit"] = spec["mem_limit"]
+            if spec.get("cpu_limit"):
+                host_config["nano_cpus"] = int(spec["cpu_limit"] * 1e9)
+            created = await self.docker(
+                "create_container", image=spec["image"], name=self.companion_name(kind), user=USER,
+                environment=companion_env(kind, self.home_path),
+                labels={COMPANION_LABEL: self.container_name, KIND_LABEL: kind, USER_LABEL: self.user.name},
+                host_config=self.client.create_host_config(**host_config),
+            )
+            await self.docker("start", created["Id"])
+            self.log.info("Started companion %s for %s", self.companion_name(kind), self.user.name)

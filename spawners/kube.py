@@ -8,6 +8,7 @@ from traitlets import Bool, Dict, Unicode, default
 from slicerhub.config import KubernetesBackend, default_of
 
 from .base import PROFILE_LABEL, SlicerSpawner
+from .companions import kube_container
 
 GPU_RESOURCE = "nvidia.com/gpu"
 # GPU node pools are usually tainted so that only GPU pods land there.
@@ -57,7 +58,8 @@ class SlicerKubeSpawner(SlicerSpawner, KubeSpawner):
         self._configured = {
             name: getattr(self, name)
             for name in ("node_selector", "tolerations", "extra_resource_limits",
-                         "extra_resource_guarantees", "extra_labels", "volumes", "volume_mounts")
+                         "extra_resource_guarantees", "extra_labels", "volumes", "volume_mounts",
+                         "extra_containers")
         }
 
     async def load_user_options(self):
@@ -92,3 +94,7 @@ class SlicerKubeSpawner(SlicerSpawner, KubeSpawner):
             self.log.warning("courses.claim is not set: no course folders mounted for %s", self.user.name)
         self.volumes = list(base["volumes"]) + volumes
         self.volume_mounts = list(base["volume_mounts"]) + mounts
+        # Containers of the pod share its network: the companions' loopback is the server's.
+        self.extra_containers = list(base["extra_containers"]) + [
+            kube_container(kind, self.companion_specs[kind], self.home_path)
+            for kind in profile.get("companions", [])]

@@ -242,7 +242,7 @@ def test_unknown_field_lists_exactly_the_allowed_keys():
     allowed = line.split("allowed here: ", 1)[1].rstrip(")")
     assert [k.strip() for k in allowed.split(",")] == [
         "slug", "display_name", "description", "image", "cpu_limit",
-        "mem_limit", "gpus", "groups", "default",
+        "mem_limit", "gpus", "groups", "default", "companions",
     ]
 
 
@@ -457,7 +457,7 @@ def test_json_schema_is_json_with_the_top_level_properties():
     again = json.loads(json.dumps(schema))
     assert again == schema
     assert schema["type"] == "object"
-    assert set(schema["properties"]) == {"hub", "ldap", "backend", "profiles", "storage", "courses", "sharing", "culler", "pacs", "jupyterhub"}
+    assert set(schema["properties"]) == {"hub", "ldap", "backend", "profiles", "storage", "courses", "sharing", "culler", "pacs", "companions", "jupyterhub"}
     assert set(schema["required"]) == {"ldap", "profiles"}
     assert schema.get("additionalProperties") is False
     profile = schema["$defs"]["Profile"]

@@ -24,6 +24,9 @@ _spec.loader.exec_module(policy)
     ("GET", "api/sessions"), ("GET", "api/kernelspecs"), ("GET", "static/lab/main.js"),
     ("GET", "desktop-view/"), ("GET", "desktop-view/screen/"), ("GET", "desktop-view/desktop-websockify/"),
     ("GET", "desktop/static/dist/viewer.js"), ("GET", "api/contents?type=directory"),
+    # the owner's Orthanc companion, read side
+    ("GET", "orthanc/app/explorer.html"), ("GET", "orthanc/studies"), ("GET", "orthanc/studies/1a2b/series"),
+    ("GET", "orthanc/dicom-web/studies?PatientID=P1"), ("GET", "orthanc/instances/9f/file"),
 ])
 def test_viewer_may_read(method, path):
     assert policy.viewer_may(method, path)
@@ -41,6 +44,12 @@ def test_viewer_may_read(method, path):
     # no sneaking past the allowlist with dots or prefixes
     ("GET", "desktop-view/../desktop-websockify/"), ("GET", "api/kernels/../terminals"), ("GET", "labx"),
     ("GET", "something-new/"),
+    # Orthanc: writes, searches by POST, and its other routes; MONAI Label not at all
+    ("POST", "orthanc/instances"), ("DELETE", "orthanc/studies/1a2b"), ("POST", "orthanc/tools/find"),
+    ("POST", "orthanc/dicom-web/studies"), ("PUT", "orthanc/studies/1a2b/metadata/x"),
+    ("GET", "orthanc/tools/log-level"), ("GET", "orthanc/jobs"), ("GET", "orthanc"),
+    ("GET", "orthanc/studies/../tools/log-level"), ("GET", "orthanc/studies/%2e%2e/tools/reset"),
+    ("GET", "orthanc/app/../../api/terminals"), ("GET", "monailabel/info/"), ("POST", "monailabel/infer/x"),
 ])
 def test_viewer_may_not_act(method, path):
     assert not policy.viewer_may(method, path)

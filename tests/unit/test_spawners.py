@@ -61,8 +61,10 @@ class FakeEngine:
         self.calls.append((method, args, kwargs))
         return getattr(self, "do_" + method)(*args, **kwargs)
 
-    def created(self) -> list[dict]:
-        return [kw for m, _, kw in self.calls if m == "create_container"]
+    def created(self, companions: bool = False) -> list[dict]:
+        """The create_container calls: the servers', and their companions' if asked."""
+        return [kw for m, _, kw in self.calls if m == "create_container"
+                and (companions or "org.slicerhub.companion-of" not in kw.get("labels", {}))]
 
     def methods(self) -> list[str]:
         return [m for m, _, _ in self.calls]
@@ -109,8 +111,13 @@ class FakeEngine:
     def do_stop(self, ref):
         self._find(ref)["State"]["Running"] = False
 
-    def do_remove_container(self, ref, v=False):
+    def do_remove_container(self, ref, v=False, force=False):
         del self.containers[self._find(ref)["Id"]]
+
+    def do_containers(self, all=False, filters=None):
+        key, _, value = (filters or {}).get("label", "").partition("=")
+        return [{"Id": c["Id"]} for c in self.containers.values()
+                if not key or c["Config"]["Labels"].get(key) == value]
 
 
 def docker_deployment(**docker_settings):
@@ -402,7 +409,7 @@ async def test_docker_kept_container_is_replaced_when_profile_changes(make_docke
     spawner.user_options = {"profile": "teacher"}
     await spawner.start()
     assert len(engine.created()) == 2
-    (kept,) = engine.containers.values()
+    (kept,) = [c for c in engine.containers.values() if c["Name"] == "slicerhub-alice"]
     assert kept["Config"]["Labels"][PROFILE_LABEL] == "teacher"
     assert any("profile changed" in e["message"] for e in spawner._events)
 
@@ -410,7 +417,7 @@ async def test_docker_kept_container_is_replaced_when_profile_changes(make_docke
 async def test_docker_kept_container_is_reused_for_same_profile_and_image(make_docker_spawner):
     cfg = docker_deployment(remove=False)
     spawner, engine = make_docker_spawner(groups=TEACHER, cfg=cfg)
-    spawner.user_options = {"profile": "teacher"}
+    spawner.user_options = {"profile": "standard"}
     await spawner.start()
     await spawner.stop()
     await spawner.start()
@@ -428,6 +435,105 @@ async def test_docker_kept_container_is_replaced_when_image_changes(make_docker_
     await spawner.start()
     assert len(engine.created()) == 2
     assert any("image changed" in e["message"] for e in spawner._events)
+
+
+# ------------------------------------------------------------- companions
+
+
+def with_companions(cfg_data=None, **profile_changes):
+    data = cfg_data or demo_data()
+    data["backend"]["docker"]["network"] = "labnet"
+    teacher = next(p for p in data["profiles"] if p["slug"] == "teacher")
+    teacher.update({"companions": ["orthanc"], **profile_changes})
+    return parse_config(data)
+
+
+async def test_docker_companion_runs_in_the_server_namespace_with_the_home(make_docker_spawner):
+    spawner, engine = make_docker_spawner(groups=TEACHER, cfg=with_companions())
+    spawner.user_options = {"profile": "teacher"}
+    await spawner.start()
+    server, orthanc = engine.created(companions=True)
+    assert server["name"] == "slicerhub-alice"
+    assert server["environment"]["SLICERHUB_COMPANIONS"] == "orthanc=8042"
+    assert server["environment"]["SLICERHUB_ORTHANC_URL"] == "http://127.0.0.1:8042"
+    assert orthanc["name"] == "slicerhub-alice-orthanc"
+    assert orthanc["image"] == "slicerhub/orthanc:dev"
+    assert orthanc["user"] == "1000:100"
+    hc = orthanc["host_config"]
+    assert hc["NetworkMode"] == f"container:{spawner.container_id}"
+    assert hc["Binds"] == ["slicerhub-home-alice:/home/slicer:rw"]  # the home only: no course folders
+    assert hc["CapDrop"] == ["ALL"] and hc["SecurityOpt"] == ["no-new-privileges"]
+    assert hc["Memory"] == 1024**3  # companions.orthanc.mem_limit's default
+    assert orthanc["environment"] == {
+        "SLICERHUB_COMPANION_PORT": "8042",
+        "SLICERHUB_COMPANION_DATA": "/home/slicer/.local/share/slicerhub/orthanc",
+        "HOME": "/home/slicer",
+    }
+    assert orthanc["labels"]["org.slicerhub.companion-of"] == "slicerhub-alice"
+    # Created after the server started (it needs the server's namespace), then started.
+    methods = engine.methods()
+    assert methods.index("start") < len(methods) - 1 and methods[-1] == "start"
+    assert all(c["State"]["Running"] for c in engine.containers.values())
+    assert any("Starting Orthanc beside your server" == e["message"] for e in spawner._events)
+
+
+async def test_docker_stop_removes_the_companions_first(make_docker_spawner):
+    spawner, engine = make_docker_spawner(groups=TEACHER, cfg=with_companions())
+    spawner.user_options = {"profile": "teacher"}
+    await spawner.start()
+    server_id, companion_id = engine.containers
+    await spawner.stop()
+    assert engine.containers == {}
+    removed = [args[0] for m, args, _ in engine.calls if m == "remove_container"]
+    assert removed == [companion_id, server_id]
+    assert engine.methods().index("remove_container") < engine.methods().index("stop")
+
+
+async def test_docker_companion_left_by_a_crash_is_replaced(make_docker_spawner):
+    cfg = with_companions()
+    spawner, engine = make_docker_spawner(groups=TEACHER, cfg=cfg)
+    spawner.user_options = {"profile": "teacher"}
+    await spawner.start()
+    # The hub dies; the server container goes away, its companion stays behind.
+    server = next(c for c in engine.containers.values() if c["Name"] == "slicerhub-alice")
+    del engine.containers[server["Id"]]
+    again, _ = make_docker_spawner(groups=TEACHER, cfg=cfg)
+    again.docker = engine
+    again.user_options = {"profile": "teacher"}
+    await again.start()
+    names = sorted(c["Name"] for c in engine.containers.values())
+    assert names == ["slicerhub-alice", "slicerhub-alice-orthanc"]
+    new_server = next(c for c in engine.containers.values() if c["Name"] == "slicerhub-alice")
+    assert engine.created(companions=True)[-1]["host_config"]["NetworkMode"] == f"container:{new_server['Id']}"
+
+
+async def test_docker_profile_without_companions_starts_none(make_docker_spawner):
+    cfg = with_companions()
+    spawner, engine = make_docker_spawner(groups=TEACHER, cfg=cfg)
+    spawner.user_options = {"profile": "standard"}
+    await spawner.start()
+    (server,) = engine.created()
+    assert "SLICERHUB_COMPANIONS" not in server["environment"]
+
+
+def test_companion_images_and_limits_come_from_the_file():
+    data = demo_data()
+    data["companions"] = {"orthanc": {"image": "registry.example.org/orthanc:1", "cpu_limit": 0.5}}
+    cfg = with_companions(data)
+    c = traitlets_config(cfg)
+    assert c.SlicerSpawner.companion_specs["orthanc"] == {
+        "image": "registry.example.org/orthanc:1", "cpu_limit": 0.5, "mem_limit": None}
+
+
+@pytest.mark.parametrize("companions, message", [
+    (["orthanc", "orthanc"], "each companion at most once"),
+    (["pgadmin"], "orthanc"),
+])
+def test_bad_companions_are_refused(companions, message):
+    from slicerhub.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        with_companions(companions=companions)
 
 
 # ========================================================== Kubernetes
@@ -480,7 +586,8 @@ async def pod_for(spawner, slug):
 
 
 def container_of(pod) -> dict:
-    (container,) = pod["spec"]["containers"]
+    """The server's container (KubeSpawner's "notebook"), not a companion's."""
+    (container,) = [c for c in pod["spec"]["containers"] if c["name"] == "notebook"]
     return container
 
 
@@ -619,6 +726,28 @@ async def test_kube_security_context(make_kube_spawner):
     assert container_of(pod)["securityContext"]["runAsUser"] == 1000
     assert pod["spec"]["securityContext"]["fsGroup"] == 100
     assert spawner.delete_pvc is False
+
+
+async def test_kube_companion_is_a_container_of_the_pod_with_the_home(make_kube_spawner):
+    import kubernetes_validate
+
+    data = demo_data()
+    next(p for p in data["profiles"] if p["slug"] == "teacher")["companions"] = ["orthanc"]
+    data["backend"] = {"type": "kubernetes"}
+    data["companions"] = {"orthanc": {"image": "registry.example.org/orthanc:1", "mem_limit": "512M"}}
+    spawner = make_kube_spawner(groups=TEACHER, cfg=parse_config(data))
+    pod = await pod_for(spawner, "teacher")
+    server, orthanc = pod["spec"]["containers"]
+    assert orthanc["name"] == "companion-orthanc" and orthanc["image"] == "registry.example.org/orthanc:1"
+    assert orthanc["volumeMounts"] == [{"name": "home", "mountPath": "/home/slicer"}]
+    assert orthanc["securityContext"]["runAsUser"] == 1000
+    assert orthanc["securityContext"]["allowPrivilegeEscalation"] is False
+    assert orthanc["resources"] == {"limits": {"memory": "512M"}}
+    assert {e["name"]: e["value"] for e in server["env"]}["SLICERHUB_COMPANIONS"] == "orthanc=8042"
+    kubernetes_validate.validate(pod, "1.30", strict=True)
+    # Another profile: the companion is gone, not carried over.
+    pod = await pod_for(spawner, "standard")
+    assert [c["name"] for c in pod["spec"]["containers"]] == [server["name"]]
 
 
 async def test_kube_form_shows_only_allowed_profiles(make_kube_spawner):

@@ -18,6 +18,7 @@ methods on an allowlist of read-only routes, and nothing else.
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 LEVELS = ("execute", "write", "read")  # strongest first
 SCOPE_PREFIX = "custom:jupyter_server"
@@ -67,6 +68,14 @@ _VIEWER_GET = [re.compile(p) for p in (
     r"desktop-view/screen/?",
     r"desktop-view/desktop-websockify/?",  # …and its socket (the view-only VNC listener)
     r"slicerhub/access",                   # who am I here (read-only or owner)
+    # The owner's Orthanc companion, read side only: Orthanc Explorer's files,
+    # the REST resources and DICOMweb (QIDO/WADO). Its searches (POST
+    # tools/find), uploads and deletes stay the owner's. MONAI Label: nothing
+    # (inference is a POST that costs the owner's CPU).
+    r"orthanc/app/.*",
+    r"orthanc/(patients|studies|series|instances)(/.*)?",
+    r"orthanc/dicom-web/.*",
+    r"orthanc/(system|statistics)",
 )]
 SAFE_METHODS = {"GET", "HEAD"}
 
@@ -76,6 +85,9 @@ def viewer_may(method: str, path: str) -> bool:
     if method.upper() not in SAFE_METHODS:
         return False
     path = path.split("?", 1)[0].lstrip("/")
+    if any(part in (".", "..") for part in unquote(path).split("/")):
+        # The proxied apps resolve dot segments themselves: orthanc/studies/../x is x there.
+        return False
     return any(p.fullmatch(path) for p in _VIEWER_GET)
 
 
