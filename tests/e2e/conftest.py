@@ -23,6 +23,7 @@ def docker_client():
     ensure_docker_engine(ROOT / "var" / "log")
     ensure_base_image()
     build_with_parents("slicer-core")
+    build_with_parents("orthanc")  # the demo's teacher profile has an Orthanc companion
     return docker.from_env()
 
 
