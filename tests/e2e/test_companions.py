@@ -12,8 +12,10 @@ cannot store or delete one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
+import numpy as np
 import pytest
 import requests
 
@@ -21,6 +23,7 @@ from slicerhub.devenv.images import build_with_parents
 from slicerhub.dicom.demo_study import make_study
 from tests.e2e.conftest import docker_hub
 from tests.support.browser import browser, hub_login, page_picture, wait_for
+from tests.support.kernel import KernelClient
 from tests.support.share import accept, create_link
 from tests.support.spawn import container, spawn_with_form, stop_server, wait_ready
 
@@ -118,6 +121,37 @@ def test_studies_stored_through_the_hub_are_read_by_slicer_on_loopback(hub, owne
     )
     out = json.loads(_inside(container(docker_client, hub, OWNER), code).strip().splitlines()[-1])
     assert out == [1, "Head CT (upper)", [int(study.ct[0].Rows), int(study.ct[0].Columns)]]
+
+
+async def _kernel(hub, token, code) -> str:
+    kc = await KernelClient(f"{hub.url}/user/{OWNER}", token, "slicer").start()
+    try:
+        return "".join(o.get("text", "") for o in await kc.execute(code))
+    finally:
+        await kc.shutdown()
+
+
+def test_the_slicer_kernel_loads_a_study_from_the_companion(hub, owner):
+    study = owner["study"]
+    code = f"""
+import json
+from vtkmodules.vtkCommonMath import vtkMatrix4x4
+from slicerhub_slicer import load_study
+node = load_study({study.uid!r}, source="orthanc")
+m = vtkMatrix4x4(); node.GetIJKToRASMatrix(m)
+print(json.dumps({{"ijk_to_ras": [[m.GetElement(i, j) for j in range(4)] for i in range(4)],
+                  "dims": node.GetImageData().GetDimensions(), "name": node.GetName()}}))
+"""
+    text = asyncio.run(_kernel(hub, owner["token"], code))
+    lines = [line for line in text.splitlines() if line.startswith("{")]
+    assert lines, text[-2000:]
+    out = json.loads(lines[-1])
+    g = study.ct_geometry
+    m = np.array(out["ijk_to_ras"])
+    assert tuple(out["dims"]) == g.shape and out["name"] == "Head CT (upper)"
+    assert np.allclose(m[:3, 3], g.origin, atol=1e-3)
+    assert np.allclose(np.linalg.norm(m[:3, :3], axis=0), g.spacing, atol=1e-4)
+    assert np.allclose(m[:3, :3] / g.spacing, g.directions, atol=1e-4)
 
 
 def test_orthanc_explorer_opens_in_the_browser(hub, owner):

@@ -18,6 +18,11 @@ In a notebook on the Slicer kernel::
 
     from slicerhub_slicer import load_study
     node = load_study("1.2.826.0.1.3680043.8.498.1")      # the study's first image series
+    node = load_study(uid, source="orthanc")               # from the user's own Orthanc companion
+
+The Orthanc companion (a profile's ``companions: [orthanc]``) runs in this
+server's network namespace: ``$SLICERHUB_ORTHANC_URL`` on 127.0.0.1, no
+credentials, nobody else's data.
 """
 
 from __future__ import annotations
@@ -79,10 +84,21 @@ def _gateway() -> tuple[str, requests.Session]:
     return url.rstrip("/"), session
 
 
-def client():
-    """A dicomweb-client on the gateway, as this server's owner."""
+SOURCES = ("pacs", "orthanc")
+
+
+def client(source: str = "pacs"):
+    """A dicomweb-client on the gateway, as this server's owner, or on the Orthanc companion."""
     from dicomweb_client.api import DICOMwebClient
 
+    if source == "orthanc":
+        url = os.environ.get("SLICERHUB_ORTHANC_URL")
+        if not url:
+            raise StudyError(503, "this server has no Orthanc companion (its profile has no "
+                             "`companions: [orthanc]`)")
+        return DICOMwebClient(url=url.rstrip("/") + "/dicom-web")
+    if source != "pacs":
+        raise StudyError(400, f"source must be one of {', '.join(SOURCES)}, not {str(source)[:40]!r}")
     url, session = _gateway()
     return DICOMwebClient(url=url + "/dicom-web", session=session)
 
@@ -138,9 +154,9 @@ def series_of(study: str, series: str | None = None, dicomweb=None) -> list[dict
     return images
 
 
-def retrieve(study: str, series: str | None = None) -> list[Series]:
+def retrieve(study: str, series: str | None = None, source: str = "pacs") -> list[Series]:
     """Every image series of STUDY (or only SERIES) as a whole folder under dicom_root()."""
-    dicomweb = client()
+    dicomweb = client(source)
     out = []
     for item in series_of(study, series, dicomweb):
         uid = _tag(item, "0020000E")
@@ -215,8 +231,11 @@ def show_in_desktop(series: Series) -> Path:
     return target
 
 
-def load_study(study: str, series: str | None = None, session=None):
+def load_study(study: str, series: str | None = None, session=None, source: str = "pacs"):
     """Retrieve STUDY (or one SERIES of it) and load it into the Slicer scene.
+
+    SOURCE: ``"pacs"`` (the site's, through the gateway) or ``"orthanc"`` (the
+    server's Orthanc companion).
 
     Returns the volume node of the first image series (all series are loaded;
     the first is shown in the views).
@@ -225,7 +244,7 @@ def load_study(study: str, series: str | None = None, session=None):
 
     s = session or _session.current()
     nodes = []
-    for item in retrieve(study, series):
+    for item in retrieve(study, series, source):
         name = item.description or item.series
         nodes.append(s.load_volume(first_file(item), name=name))
     s.show_volume(nodes[0])
