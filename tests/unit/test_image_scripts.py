@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,50 @@ def test_settings_keep_other_keys_and_case(settings):
 def test_settings_refuse_malformed_keys(settings, key):
     with pytest.raises(ValueError, match="Section/Name"):
         settings.get(key)
+
+
+# ------------------------------------------------- the user container's entrypoint
+
+ENTRYPOINT = ROOT / "images" / "base" / "desktop" / "slicerhub-entrypoint"
+
+
+def entrypoint(tmp_path, *command, desktop=None):
+    """Run the entrypoint with a stand-in supervisor (it leaves a mark) and a command
+    that prints what it was given."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    mark = tmp_path / "supervisor-ran"
+    supervisor = bin_dir / "slicerhub-desktop-supervisor"
+    supervisor.write_text(f"#!/bin/sh\necho $$ > {mark}\n")
+    supervisor.chmod(0o755)
+    server = bin_dir / "jupyterhub-singleuser"
+    server.write_text("#!/bin/sh\necho \"args=$*\"; echo \"pid=${SLICERHUB_DESKTOP_SUPERVISOR:-none}\"\n")
+    server.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    if desktop:
+        env["SLICERHUB_DESKTOP"] = desktop
+    out = subprocess.run(["sh", str(ENTRYPOINT), *command], env=env, capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    values = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    for _ in range(100):  # the supervisor runs in the background
+        if mark.exists() and mark.read_text().strip():
+            break
+        if values.get("pid", "none") == "none":
+            break
+        time.sleep(0.05)
+    return values, mark
+
+
+def test_entrypoint_starts_the_desktop_before_the_server(tmp_path):
+    values, mark = entrypoint(tmp_path, "jupyterhub-singleuser", "--debug")
+    assert values["args"] == "--debug"
+    assert values["pid"].isdigit()
+    assert mark.read_text().strip() == values["pid"]  # the server is told the supervisor's pid
+
+
+def test_entrypoint_starts_no_desktop_for_other_commands_or_when_off(tmp_path):
+    values, mark = entrypoint(tmp_path, "jupyterhub-singleuser", desktop="off")
+    assert values["pid"] == "none" and not mark.exists()
+    out = subprocess.run(["sh", str(ENTRYPOINT), "sh", "-c", "echo pid=${SLICERHUB_DESKTOP_SUPERVISOR:-none}"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "pid=none"

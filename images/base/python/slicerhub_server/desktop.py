@@ -1,4 +1,10 @@
-"""The browser desktop, started with the server, and its view-only listener.
+"""The browser desktop, started with the container, and its view-only listener.
+
+The image's entrypoint (``slicerhub-entrypoint``) runs ``main()`` here, the
+desktop supervisor, before it starts the Jupyter server: the X display and
+the application come up while the server is still importing, not after it
+(a cold "Open in SlicerHub" waits for both). Without that entrypoint the
+server extension starts the same processes itself.
 
 Two VNC servers on unix sockets in a private directory:
 
@@ -51,6 +57,22 @@ def owner_command(xstartup: str | None) -> list[str]:
 def view_command() -> list[str]:
     return ["X0tigervnc", "-display", DISPLAY, "-rfbunixpath", str(VIEW_SOCKET), "-rfbport", "-1",
             "-SecurityTypes", "None", *VIEW_ONLY_PARAMS]
+
+
+# Set by the entrypoint to the supervisor's pid.
+SUPERVISOR_ENV = "SLICERHUB_DESKTOP_SUPERVISOR"
+
+
+def started_by_entrypoint() -> int | None:
+    """The pid of the supervisor the entrypoint started, if it runs."""
+    value = os.environ.get(SUPERVISOR_ENV, "")
+    if not value.isdigit():
+        return None
+    try:
+        os.kill(int(value), 0)
+    except (ProcessLookupError, PermissionError):
+        return None
+    return int(value)
 
 
 def x_socket(display: str = DISPLAY) -> Path:
@@ -118,3 +140,24 @@ def start_desktop(log) -> list[Supervised]:
     owner.start()
     view.start()
     return [owner, view]
+
+
+def main() -> None:
+    """The desktop supervisor: start the desktop and keep it running (until signalled)."""
+    import logging
+
+    logging.basicConfig(format="[%(levelname).1s %(asctime)s.%(msecs)03d Desktop] %(message)s",
+                        datefmt="%Y-%m-%d %H:%M:%S", level=logging.INFO)
+    log = logging.getLogger("slicerhub.desktop")
+
+    async def run() -> None:
+        supervisors = start_desktop(log)
+        if not supervisors:
+            return
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,7 @@
 """SlicerHub's Jupyter Server extension (enabled in the image's server config).
 
-* starts the browser desktop and its view-only listener with the server;
+* starts the browser desktop and its view-only listener with the server,
+  unless the container's entrypoint already did (``desktop.SUPERVISOR_ENV``);
 * puts ``ReadOnlyGuard`` in front of every handler (see ``guard``);
 * serves the view-only desktop at ``desktop-view/`` and ``slicerhub/access``
   (the caller's level here, for pages and tests).
@@ -23,10 +24,6 @@ from .guard import OWNER, ReadOnlyGuard
 
 _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")), autoescape=True)
-
-
-def _jupyter_server_extension_points():
-    return [{"module": "slicerhub_server"}]
 
 
 class AccessHandler(JupyterHandler):
@@ -78,6 +75,13 @@ def _load_jupyter_server_extension(serverapp):
         (url_path_join(base, "desktop-view/screen/"), DesktopViewPage),
         (url_path_join(base, "desktop-view/desktop-websockify/(.*)"), view_socket, kwargs),
     ])
+    supervisor = desktop.started_by_entrypoint()
+    if supervisor:
+        serverapp.log.info("slicerhub_server: read-only guard on; the desktop runs since the container "
+                           "started (supervisor pid %s)", supervisor)
+        return
+
+    # Started some other way (no entrypoint): the server starts the desktop.
     # The processes live as long as the container (tini -g signals the whole
     # group); the settings keep the supervisors (and their tasks) referenced.
     def start_desktop():

@@ -8,6 +8,7 @@ or into X windows (desktop). ``install()`` publishes the session as
 
 from __future__ import annotations
 
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from . import data, rendering
@@ -16,16 +17,60 @@ SLICE_VIEWS = {"Red": "axial_view", "Yellow": "sagittal_view", "Green": "coronal
 ORIENTATION_VIEW = {"Axial": "Red", "Sagittal": "Yellow", "Coronal": "Green"}
 
 
+@contextmanager
+def one_render(*views):
+    """Render VIEWS once, at the end, instead of at every MRML change inside.
+
+    trame-slicer's DirectRendering renders a view as soon as a displayable
+    manager asks, and showing a volume in a slice view (background layer, 3D
+    visibility, fit) asks over sixty times; with the view's own set-up that was
+    7.8 s of llvmpipe frames before the desktop's first picture. Blocked, the
+    requests are dropped; unblocking schedules the one render that shows the
+    end state. (The view manager's set_current_view_ids unblocks the views it
+    maps: call it outside.)
+    """
+    with ExitStack() as stack:
+        for view in views:
+            was = view.set_render_blocked(True)
+            stack.callback(view.set_render_blocked, was)
+        yield
+
+
+def _view_factory(offscreen: bool):
+    """trame-slicer's DirectViewFactory, but its views do not render on request yet.
+
+    They are built with NoScheduleRendering; SlicerSession.view() gives each
+    DirectRendering once it is set up and mapped in the layout. Building and
+    mapping a view otherwise renders a frame per MRML change, over thirty.
+    """
+    from trame_slicer.views import IViewFactory, NoScheduleRendering, SliceView, ThreeDView, ViewType
+
+    class QuietSetupViewFactory(IViewFactory):
+        def can_create_view(self, view) -> bool:
+            return view.view_type in (ViewType.SLICE_VIEW, ViewType.THREE_D_VIEW)
+
+        def _create_view(self, view, scene, app_logic):
+            cls = SliceView if view.view_type == ViewType.SLICE_VIEW else ThreeDView
+            made = cls(scene, app_logic, view.singleton_tag, scheduled_render_strategy=NoScheduleRendering())
+            made.render_window().SetOffScreenRendering(offscreen)
+            made.set_view_properties(view.properties)
+            return made
+
+        def _get_slicer_view(self, view):
+            return view
+
+    return QuietSetupViewFactory()
+
+
 class SlicerSession:
     def __init__(self, *, offscreen: bool = True):
         from trame_slicer.core import SlicerApp
-        from trame_slicer.views import DirectViewFactory
 
         self.app = SlicerApp()
         self.scene = self.app.scene
         self.offscreen = offscreen
         self.gpu = rendering.has_gpu()
-        self.app.view_manager.register_factory(DirectViewFactory(do_render_offscreen=offscreen))
+        self.app.view_manager.register_factory(_view_factory(offscreen))
         self._views: dict = {}
         self._background = None  # the volume shown in every view
 
@@ -34,7 +79,7 @@ class SlicerSession:
         """The view called NAME ('Red', 'Yellow', 'Green' or 'ThreeD'), made on first use."""
         if name in self._views:
             return self._views[name]
-        from trame_slicer.views import ViewLayoutDefinition
+        from trame_slicer.views import DirectRendering, ViewLayoutDefinition
 
         if name in SLICE_VIEWS:
             definition = getattr(ViewLayoutDefinition, SLICE_VIEWS[name])()
@@ -43,12 +88,17 @@ class SlicerSession:
         else:
             raise ValueError(f"no view {name!r}: use Red, Yellow, Green or ThreeD")
         view = self.app.view_manager.create_view(definition)
-        view.render_window().SetMultiSamples(rendering.multisamples())
         self._views[name] = view
+        # Before one_render(): the view manager unblocks the views it maps in
+        # the layout (and blocks the others). The new view still ignores render
+        # requests (see _view_factory).
         self.app.view_manager.set_current_view_ids(list(self._views))
-        volume = self.background_volume()
-        if volume is not None:
-            self._show_in(view, volume)
+        with one_render(view):
+            view.set_scheduled_render(DirectRendering())
+            view.render_window().SetMultiSamples(rendering.multisamples())
+            volume = self.background_volume()
+            if volume is not None:
+                self._show_in(view, volume)
         return view
 
     def slice_view(self, orientation: str = "Axial"):
@@ -64,7 +114,8 @@ class SlicerSession:
         if not path.is_file():
             raise FileNotFoundError(f"no such volume file: {path}")
         options = 1 if labelmap else 0
-        node = self.app.volumes_logic.AddArchetypeVolume(str(path), name or _node_name(path), options)
+        with one_render(*self._views.values()):
+            node = self.app.volumes_logic.AddArchetypeVolume(str(path), name or _node_name(path), options)
         if node is None:
             raise RuntimeError(f"Slicer could not read {path} as a volume")
         if not labelmap:
@@ -82,7 +133,8 @@ class SlicerSession:
         """Show VOLUME in every slice view (and as slice planes in 3D)."""
         self._background = volume
         for view in self._views.values():
-            self._show_in(view, volume)
+            with one_render(view):
+                self._show_in(view, volume)
 
     def _show_in(self, view, volume) -> None:
         from trame_slicer.views import SliceView
