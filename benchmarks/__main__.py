@@ -197,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="scale: seconds between a server's activity reports (default 60; singleuser's is 300)")
     parser.add_argument("--restart-sizes", type=_sizes, default=list(restart.SIZES),
                         help="live sessions for the restart benchmark (default 20,200)")
+    parser.add_argument("--open-study-cpus", type=float, default=1,
+                        help="open-study: the profile's cpu_limit (default 1, as the demo's students)")
     parser.add_argument("--stall-seconds", type=float, default=None, help="length of each stall phase (default 12)")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench" / "results.json")
     parser.add_argument(
@@ -248,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         ("stall", "ldap_stall",
          lambda: ldap_stall.run(workdir / "stall", seconds=stall_seconds, hub_args=args.hub_arg), print_stall),
         ("desktop", "desktop", lambda: desktop.run(workdir / "desktop"), desktop.print_desktop),
-        ("open-study", "open_study", lambda: open_study.run(workdir / "open-study"), open_study.print_open_study),
+        ("open-study", "open_study", lambda: open_study.run(workdir / "open-study", cpu_limit=args.open_study_cpus), open_study.print_open_study),
         ("gallery", "gallery", lambda: gallery.run(workdir / "gallery"), gallery.print_gallery),
         ("restart", "restart", lambda: restart.run(workdir / "restart", tuple(args.restart_sizes)),
          restart.print_restart),

@@ -7,23 +7,31 @@ Slicer's DICOMweb browser would) and are read back from inside the server on
 storage is in the home); student2, who has a server of their own, reaches it
 neither through the hub nor over the container network; student1, who
 accepted a read-only link to teacher1's session, can read the studies and
-cannot store or delete one.
+cannot store or delete one. Where the MONAI Label image is built (make
+monailabel-image), student1 starts a profile with a MONAI Label companion and
+runs a scribbles segmentation through the hub.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import urllib.parse
 
 import numpy as np
 import pytest
 import requests
 
+import yaml
+
 from slicerhub.devenv.images import build_with_parents
 from slicerhub.dicom.demo_study import make_study
 from tests.e2e.conftest import docker_hub
 from tests.support.browser import browser, hub_login, page_picture, wait_for
+from tests.support.hub import DEMO_CONFIG
 from tests.support.kernel import KernelClient
+from tests.support.monailabel import IMAGE as MONAI_IMAGE
 from tests.support.share import accept, create_link
 from tests.support.spawn import container, spawn_with_form, stop_server, wait_ready
 
@@ -32,6 +40,8 @@ pytestmark = pytest.mark.e2e
 OWNER, VIEWER, OTHER = "teacher1", "student1", "student2"
 PASSWORDS = {"teacher1": "teacher-pw", "student1": "student1-pw", "student2": "student2-pw"}
 STUDIES_DIR = "/home/slicer/.local/share/slicerhub/orthanc"
+MONAI_PROFILE = {"slug": "monai", "display_name": "Slicer + MONAI Label", "image": "slicerhub/slicer-core:dev",
+                 "cpu_limit": 2, "mem_limit": "4G", "companions": ["monailabel"]}
 
 
 def _session(hub, user):
@@ -72,7 +82,9 @@ def _inside(c, code: str) -> str:
 @pytest.fixture(scope="module")
 def hub(docker_client, tmp_path_factory):
     build_with_parents("orthanc")
-    with docker_hub(docker_client, tmp_path_factory.mktemp("companions"), name="comp") as hub:
+    # The demo's profiles (the teacher's has an Orthanc) and one with MONAI Label.
+    profiles = yaml.safe_load(DEMO_CONFIG.read_text())["profiles"] + [MONAI_PROFILE]
+    with docker_hub(docker_client, tmp_path_factory.mktemp("companions"), name="comp", profiles=profiles) as hub:
         yield hub
 
 
@@ -222,3 +234,49 @@ def test_studies_outlive_a_server_restart(hub, owner, docker_client):
     wait_for(lambda: _get(_orthanc(hub, OWNER) + "/system", owner["token"]).status_code == 200, 120,
              what="Orthanc answering after the restart")
     assert _study_uids(hub, owner["token"]) == [owner["study"].uid]
+
+
+def _monailabel_built() -> bool:
+    return subprocess.run(["docker", "image", "inspect", MONAI_IMAGE], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _monailabel_built(), reason=f"{MONAI_IMAGE} is not built (make monailabel-image)")
+def test_monailabel_segments_through_the_hub(hub, tmp_path):
+    """student1's MONAI Label companion: /info/ and a Histogram+GraphCut inference on
+    the sample volume, both through the hub's proxy and the server's monailabel/ route."""
+    import nibabel
+
+    from slicerhub.dicom.synth import mni_volume
+    from tests.support.monailabel import BG_SCRIBBLE, FG_SCRIBBLE, TASK
+
+    session = _session(hub, VIEWER)
+    _start(hub, session, VIEWER, "monai")
+    token = hub.api_token(session, "monai")
+    base = f"{hub.url}/user/{VIEWER}/monailabel"
+    info = wait_for(lambda: (r := _get(base + "/info/", token)).status_code == 200 and r.json(), 900,
+                    what="MONAI Label's /info/ through the hub")
+    assert info["models"][TASK]["type"] == "scribbles"
+
+    volume, affine = mni_volume()
+    nibabel.save(nibabel.Nifti1Image(volume, affine), tmp_path / "mni.nii.gz")
+    scribbles = np.zeros(volume.shape, np.uint8)
+    x, y, z = (n // 2 for n in volume.shape)
+    scribbles[x - 15:x + 15, y - 15:y + 15, z - 5:z + 5] = FG_SCRIBBLE
+    scribbles[:12, :12, :] = BG_SCRIBBLE
+    nibabel.save(nibabel.Nifti1Image(scribbles, affine), tmp_path / "scribbles.nii.gz")
+    headers = {"Authorization": f"token {token}"}
+    with open(tmp_path / "mni.nii.gz", "rb") as f:
+        r = requests.put(base + "/datastore/image", params={"image": "mni"}, headers=headers,
+                         files={"file": ("mni.nii.gz", f)}, timeout=600)
+    assert r.status_code == 200, r.text[:500]
+    with open(tmp_path / "scribbles.nii.gz", "rb") as f:
+        r = requests.post(base + "/infer/" + urllib.parse.quote(TASK, safe=""), headers=headers,
+                          params={"image": "mni", "output": "image"}, files={"label": ("scribbles.nii.gz", f)},
+                          data={"params": "{}"}, timeout=900)
+    assert r.status_code == 200, r.text[:500]
+    (tmp_path / "result.nii.gz").write_bytes(r.content)
+    seg = np.asarray(nibabel.load(tmp_path / "result.nii.gz").dataobj)
+    assert seg.shape == volume.shape
+    assert seg[x, y, z] == 1 and seg[0, 0, z] == 0
+    # The datastore is in student1's home.
+    assert "mni" in _get(base + "/datastore/?output=all", token).text

@@ -32,14 +32,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-IMAGE = "slicerhub/monailabel:dev"
+from tests.support.monailabel import BG_SCRIBBLE, FG_SCRIBBLE, IMAGE, TASK
+
 PORT = 8000
 DATA = "/home/slicer/.local/share/slicerhub/monailabel"
-TASK = "Histogram+GraphCut"
-# The radiology app's scribbles values with its one model (labels {spleen: 1}):
-# background scribbles len(labels) + 1, foreground len(labels) + 2
-# (monailabel.scribbles.infer.ScribblesLikelihoodInferTask).
-BG_SCRIBBLE, FG_SCRIBBLE = 2, 3
 # Generous: the first start imports torch, monai and itk and builds the app;
 # a slow machine may need minutes.
 READY_TIMEOUT_S = 900
