@@ -70,6 +70,9 @@ QIDO_KEY = re.compile(r"[A-Z][A-Za-z0-9]{1,63}|[0-9A-Fa-f]{8}|includefield|limit
 MAX_RESULTS = 1000
 # Streams to the PACS at once (each holds a connection while its server reads).
 PACS_CONNECTIONS = 20
+# Attributes of a search answer that name the PACS's own addresses (RetrieveURL,
+# RetrieveURI): they would tell every server where the PACS is inside the hospital.
+PACS_ADDRESS_TAGS = ("00081190", "0040E010")
 TICKET_SECONDS = 300.0
 
 
@@ -319,6 +322,8 @@ class DicomWeb(_Base):
         query = qido_query(self.request.query) if _is_search(path) else ""
         user = await self._check_allowed()
         self.s.audit.write("dicomweb", user, path=path, query=query or None)
+        if _is_search(path):
+            return await self._search(path, query)
         status: list[int] = []
         headers: dict[str, str] = {}
 
@@ -338,9 +343,7 @@ class DicomWeb(_Base):
                 for name in PASSED_HEADERS:
                     if name in headers:
                         self.set_header(name, headers[name])
-                # The PACS's content types on the hub's origin: never sniffed, never a live page.
-                self.set_header("X-Content-Type-Options", "nosniff")
-                self.set_header("Content-Security-Policy", "sandbox")
+                self._safe_headers()
             self.write(chunk)
             # Returned, so tornado reads the next chunk from the PACS only once
             # this one went to the server: memory stays bounded for slow readers.
@@ -359,9 +362,40 @@ class DicomWeb(_Base):
             if self._headers_written:  # the server went away mid-stream
                 return
             raise web.HTTPError(502, f"the PACS does not answer ({e})") from None
-        if not self._headers_written:  # an empty answer (QIDO with no match: 204)
+        if not self._headers_written:  # an empty answer
             self.set_status(status[0] if status else 204)
         self.finish()
+
+    def _safe_headers(self) -> None:
+        # The PACS's content types on the hub's origin: never sniffed, never a live page.
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Content-Security-Policy", "sandbox")
+
+    async def _search(self, path: str, query: str) -> None:
+        """A QIDO-RS search, answered as JSON without the PACS's own addresses.
+
+        Bounded (at most MAX_RESULTS matches), so read whole, unlike retrievals."""
+        try:
+            resp = await self.s.pacs.fetch(self.s.request(path, query))
+        except HTTPClientError as e:
+            raise _upstream_error(e) from None
+        except OSError as e:
+            raise web.HTTPError(502, f"the PACS does not answer ({e})") from None
+        self._safe_headers()
+        if resp.code == 204 or not resp.body.strip():
+            self.set_status(204)
+            return self.finish()
+        try:
+            found = json.loads(resp.body)
+        except ValueError:
+            raise web.HTTPError(502, "the PACS's search answer is not JSON") from None
+        if not isinstance(found, list) or not all(isinstance(item, dict) for item in found):
+            raise web.HTTPError(502, "the PACS's search answer is not a list of DICOM JSON datasets")
+        for item in found:
+            for tag in PACS_ADDRESS_TAGS:
+                item.pop(tag, None)
+        self.set_header("Content-Type", "application/dicom+json")
+        self.finish(json.dumps(found))
 
 
 def make_app(settings: Settings) -> web.Application:

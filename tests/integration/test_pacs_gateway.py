@@ -214,3 +214,24 @@ def test_dicomweb_refusals(hub, pacs):
     r = allowed.get(base + "studies/1.2.826.0.1.3680043.8.498.999999/metadata", timeout=30)
     assert r.status_code == 404 and "no such study" in r.json()["message"]
     assert unquote(r.text).find(pacs.orthanc.password) < 0
+
+
+def test_searches_do_not_tell_servers_where_the_pacs_is(hub, pacs):
+    # Orthanc puts its own address in every QIDO answer (RetrieveURL, 0008,1190).
+    direct = pacs.orthanc.get(f"/dicom-web/studies?StudyInstanceUID={pacs.study}").json()
+    assert pacs.orthanc.url in direct[0]["00081190"]["Value"][0]
+    allowed = _token_session(hub, ALLOWED)
+    base = hub.url + "/services/pacs/dicom-web/"
+    for path in (f"studies?StudyInstanceUID={pacs.study}", f"studies/{pacs.study}/series",
+                 f"studies/{pacs.study}/series/{pacs.ct_series}/instances?limit=3"):
+        r = allowed.get(base + path, timeout=30)
+        assert r.status_code == 200, (path, r.status_code)
+        assert r.headers["Content-Type"].startswith("application/dicom+json")
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        items = r.json()
+        assert items and all("00081190" not in item and "0040E010" not in item for item in items), path
+        assert pacs.orthanc.url not in r.text and f":{pacs.orthanc.port}" not in r.text
+        assert all("0020000D" in item for item in items)  # the rest of each answer is there
+    # No match: 204 or an empty list, as the PACS said it.
+    r = allowed.get(base + "studies?PatientID=NOBODY", timeout=30)
+    assert r.status_code in (200, 204) and (r.status_code == 204 or r.json() == [])
