@@ -538,6 +538,12 @@ class Pacs(_Model):
         60.0, gt=0, le=600,
         description="Seconds one request to the PACS may take (a whole series is one request).",
     )
+    streams_per_user: int = Field(
+        4, ge=1, le=20,
+        description="Requests to the PACS one person's server may have open at once (the gateway has 20 "
+        "for everyone); more get 429 with Retry-After, so one notebook retrieving in parallel cannot "
+        "hold the others up.",
+    )
 
     @model_validator(mode="after")
     def _complete(self):

@@ -29,6 +29,7 @@ LDAP at login), looked up with the service's own token.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import json
 import logging
@@ -74,6 +75,7 @@ PACS_CONNECTIONS = 20
 # RetrieveURI): they would tell every server where the PACS is inside the hospital.
 PACS_ADDRESS_TAGS = ("00081190", "0040E010")
 TICKET_SECONDS = 300.0
+STREAM_RETRY_SECONDS = 2
 
 
 def valid_uid(text: str | None) -> bool:
@@ -82,7 +84,8 @@ def valid_uid(text: str | None) -> bool:
 
 class Settings:
     def __init__(self, hub: HubAPI, *, dicomweb_url: str, username: str | None, password: str | None,
-                 groups: list[str], timeout: float, audit_log: str | None):
+                 groups: list[str], timeout: float, audit_log: str | None,
+                 streams_per_user: int = default_of(Pacs, "streams_per_user")):
         self.hub = hub
         self.dicomweb_url = dicomweb_url.rstrip("/")
         self.username, self.password = username, password
@@ -91,6 +94,8 @@ class Settings:
         self.audit = AuditLog(audit_log, log)
         self._groups_of: dict[str, tuple[float, set[str]]] = {}
         self._tickets: dict[str, tuple[float, str, str, str | None]] = {}
+        self.streams_per_user = streams_per_user
+        self._streams: dict[str, int] = {}  # user -> requests to the PACS open now
         # Its own connections: slow streams never hold up the hub API calls (groups, tokens).
         self.pacs = AsyncHTTPClient(force_instance=True, max_clients=PACS_CONNECTIONS,
                                     max_body_size=1 << 40, max_buffer_size=64 << 20)
@@ -118,6 +123,22 @@ class Settings:
             seen = (time.monotonic(), set((model or {}).get("groups") or []))
             self._groups_of[user] = seen
         return bool(seen[1] & self.groups)
+
+    @contextlib.contextmanager
+    def stream_slot(self, user: str):
+        """One of USER's streams_per_user requests to the PACS, or a 429."""
+        if self._streams.get(user, 0) >= self.streams_per_user:
+            err = web.HTTPError(429, f"{self.streams_per_user} requests to the PACS are already open for "
+                                f"{user}; wait for one to finish")
+            err.retry_after = STREAM_RETRY_SECONDS
+            raise err
+        self._streams[user] = self._streams.get(user, 0) + 1
+        try:
+            yield
+        finally:
+            self._streams[user] -= 1
+            if not self._streams[user]:
+                del self._streams[user]
 
     def request(self, path: str, query: str = "", accept: str = "application/dicom+json", **kw) -> HTTPRequest:
         url = f"{self.dicomweb_url}/{path}" + (f"?{query}" if query else "")
@@ -322,8 +343,19 @@ class DicomWeb(_Base):
         query = qido_query(self.request.query) if _is_search(path) else ""
         user = await self._check_allowed()
         self.s.audit.write("dicomweb", user, path=path, query=query or None)
-        if _is_search(path):
-            return await self._search(path, query)
+        with self.s.stream_slot(user):
+            if _is_search(path):
+                return await self._search(path, query)
+            return await self._retrieve(path, user)
+
+    def write_error(self, status_code, **kwargs):
+        exc = kwargs.get("exc_info", (None, None))[1]
+        if getattr(exc, "retry_after", None):
+            self.set_header("Retry-After", str(exc.retry_after))
+        super().write_error(status_code, **kwargs)
+
+    async def _retrieve(self, path: str, user: str) -> None:
+        """WADO-RS, streamed through at the pace the server reads."""
         status: list[int] = []
         headers: dict[str, str] = {}
 
@@ -351,7 +383,7 @@ class DicomWeb(_Base):
 
         accept = self.request.headers.get("Accept", "application/dicom+json")[:500]
         try:
-            await self.s.pacs.fetch(self.s.request(path, query, accept=accept, header_callback=on_header,
+            await self.s.pacs.fetch(self.s.request(path, "", accept=accept, header_callback=on_header,
                                                    streaming_callback=on_chunk))
         except HTTPClientError as e:
             if self._headers_written:  # cut off mid-way: the client sees a short body
@@ -418,12 +450,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--group", action="append", default=[], required=True,
                         help="a hub group whose members may open studies; repeat")
     parser.add_argument("--timeout", type=float, default=default_of(Pacs, "timeout"))
+    parser.add_argument("--streams-per-user", type=int, default=default_of(Pacs, "streams_per_user"))
     parser.add_argument("--audit-log", help="append one JSON line per open, refusal and DICOMweb request here")
     args = parser.parse_args(argv)
     password = Path(args.password_file).read_text().strip() if args.password_file else None
     settings = Settings(HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"]),
                         dicomweb_url=args.dicomweb_url, username=args.username, password=password,
-                        groups=args.group, timeout=args.timeout, audit_log=args.audit_log)
+                        groups=args.group, timeout=args.timeout, audit_log=args.audit_log,
+                        streams_per_user=args.streams_per_user)
     url = serve(make_app(settings), "pacs")
     log.info("PACS gateway on %s for %s (groups: %s)", url, settings.dicomweb_url, ", ".join(args.group))
     IOLoop.current().start()

@@ -123,7 +123,7 @@ def _service_argv(cfg: SlicerHubConfig, name: str, python: str) -> list[str]:
         auth = [f"--username={p.username}", f"--password-file={Path(p.password_file).resolve()}"] if p.username else []
         return [python, "-m", "slicerhub.pacs.service", f"--dicomweb-url={p.dicomweb_url}", *auth,
                 *[f"--group={g}" for g in p.groups], f"--timeout={p.timeout}",
-                f"--audit-log={data / 'pacs-audit.log'}"]
+                f"--streams-per-user={p.streams_per_user}", f"--audit-log={data / 'pacs-audit.log'}"]
     raise KeyError(name)
 
 

@@ -108,3 +108,40 @@ def test_gateway_passes_dicomweb_reads(path):
 ])
 def test_gateway_refuses_everything_else(path):
     assert not DICOMWEB_PATHS.fullmatch(path)
+
+
+def _gateway_settings(streams_per_user: int):
+    from slicerhub.pacs.service import Settings
+
+    return Settings(None, dicomweb_url="http://pacs.example.org/dicom-web", username=None, password=None,
+                    groups=["teachers"], timeout=5, audit_log=None, streams_per_user=streams_per_user)
+
+
+def test_one_persons_streams_are_capped_and_given_back():
+    from tornado import web
+
+    s = _gateway_settings(2)
+    with s.stream_slot("ana"), s.stream_slot("ana"):
+        with pytest.raises(web.HTTPError) as e:
+            with s.stream_slot("ana"):
+                pass
+        assert e.value.status_code == 429 and e.value.retry_after > 0
+        assert "2 requests to the PACS are already open for ana" in e.value.log_message
+        with s.stream_slot("ben"):  # others are not held up
+            pass
+    # Given back, also when the request fails inside.
+    with pytest.raises(RuntimeError):
+        with s.stream_slot("ana"):
+            raise RuntimeError("PACS went away")
+    with s.stream_slot("ana"), s.stream_slot("ana"):
+        pass
+    assert s._streams == {}
+
+
+def test_the_stream_cap_reaches_the_gateway_from_the_file():
+    default = programs(pacs_config(), config_path="demo.yaml", python="python", hub_ip="172.18.0.1",
+                       proxy="chp")["pacs"]
+    assert "--streams-per-user=4" in default.argv
+    prog = programs(pacs_config(streams_per_user=3), config_path="demo.yaml", python="python",
+                    hub_ip="172.18.0.1", proxy="chp")["pacs"]
+    assert "--streams-per-user=3" in prog.argv
