@@ -87,7 +87,7 @@ def _docs(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slicerhub", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     config = sub.add_parser("config", help="work with a deployment file")
@@ -126,14 +126,20 @@ def main(argv: list[str] | None = None) -> int:
     from .incluster import add_parser as add_cluster_parser
 
     add_cluster_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     # `slicerhub run hub --config F -- --JupyterHub.x=y`: the rest is jupyterhub's.
-    passthrough = argv[argv.index("--") + 1:] if "--" in argv else []
-    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
-    if passthrough:
-        if args.command != "run":
-            parser.error("options after -- are only for `slicerhub run hub`")
-        args.hub_args = passthrough
+    # Elsewhere -- keeps argparse's meaning (`share revoke -- -id`).
+    if argv[:1] == ["run"] and "--" in argv:
+        cut = argv.index("--")
+        args = parser.parse_args(argv[:cut])
+        args.hub_args = argv[cut + 1:]
+    else:
+        args = parser.parse_args(argv)
     import requests
 
     try:

@@ -65,5 +65,5 @@ def add_parser(sub) -> None:
     p.add_argument("--all", action="store_true", help="include expired and revoked links")
     p.set_defaults(func=_list)
     p = ssub.add_parser("revoke", help="end a link now (viewers lose access at once)")
-    p.add_argument("id")
+    p.add_argument("id", help="the link's id from `share list` (an older id that starts with - goes after --)")
     p.set_defaults(func=_revoke)

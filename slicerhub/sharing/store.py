@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
+import string
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,12 @@ CREATE TABLE IF NOT EXISTS viewers (
     PRIMARY KEY (link_id, viewer)
 );
 """
+
+
+def new_link_id() -> str:
+    """12 URL-safe characters that never start with "-": people paste ids
+    after `slicerhub share revoke`, and argparse reads "-x…" as an option."""
+    return secrets.choice(string.ascii_letters + string.digits) + secrets.token_urlsafe(8)
 
 
 @dataclass
@@ -103,7 +110,7 @@ class LinkStore:
         if kind not in KINDS:
             raise ValueError(f"unknown link kind {kind!r}")
         now = time.time() if now is None else now
-        link_id = secrets.token_urlsafe(9)
+        link_id = new_link_id()
         self.db.execute(
             "INSERT INTO links (id, kind, owner, server, code_id, scopes, created_by, created, expires)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -170,3 +170,21 @@ def test_a_richer_share_is_never_attributed_to_a_link(s):
     s.store.revoke(link.id)
     asyncio.run(service.sweep(s))
     assert "carol" in s.hub.granted
+
+
+def test_link_ids_never_start_with_a_dash(s):
+    """One token_urlsafe id in 64 started with "-", which `share revoke <id>`
+    then read as an option (a CI run failed on one)."""
+    from slicerhub.sharing.store import new_link_id
+
+    ids = [new_link_id() for _ in range(5000)]
+    assert all(i[0].isalnum() and len(i) == 12 for i in ids)
+    assert len(set(ids)) == len(ids)
+    assert any("-" in i or "_" in i for i in ids)  # still the URL-safe alphabet after the first
+
+
+def test_cli_revoke_takes_an_old_dash_id_after_double_dash():
+    from slicerhub.cli import build_parser
+
+    args = build_parser().parse_args(["share", "revoke", "--", "-lIxP-4VW0YO"])
+    assert args.id == "-lIxP-4VW0YO"
