@@ -61,3 +61,49 @@ def test_source_hash_ignores_build_leftovers(tmp_path):
     assert images.source_hash(tmp_path) == before
     (tmp_path / "Dockerfile").write_text("FROM scratch\nUSER 1000\n")
     assert images.source_hash(tmp_path) != before
+
+
+def _labextension(root):
+    for rel, text in (("package.json", "{}"), ("package-lock.json", "{}"), ("tsconfig.json", "{}"),
+                      ("src/index.ts", "export default 1;\n"), ("style/index.css", ""), ("core/package.json", "{}")):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+def test_labextension_hash_covers_its_sources_not_an_in_place_build(tmp_path):
+    _labextension(tmp_path)
+    before = images.labextension_hash(tmp_path)
+    for leftover in ("node_modules/x/index.js", "lib/index.js", "dist/package.json", "README.md"):
+        (tmp_path / leftover).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / leftover).write_text("x")
+    assert images.labextension_hash(tmp_path) == before
+    (tmp_path / "src" / "index.ts").write_text("export default 2;\n")
+    assert images.labextension_hash(tmp_path) != before
+
+
+def test_a_built_labextension_comes_from_the_cache(tmp_path, monkeypatch):
+    src = tmp_path / "ext"
+    _labextension(src)
+    cached = tmp_path / "cache" / images.labextension_hash(src)[:20]
+    cached.mkdir(parents=True)
+    (cached / "package.json").write_text("{}")
+    monkeypatch.setattr(images.shutil, "which", lambda name: None)  # npm is never asked
+    assert images.build_labextension(src, tmp_path / "cache") == cached
+    (src / "src" / "index.ts").write_text("changed")
+    with pytest.raises(RuntimeError, match="needs npm"):
+        images.build_labextension(src, tmp_path / "cache")
+
+
+def test_the_base_image_hash_follows_the_extension_sources_only(tmp_path, monkeypatch):
+    base = tmp_path / "base"
+    (base / "labextension").mkdir(parents=True)
+    (base / "Dockerfile").write_text("FROM scratch\n")
+    _labextension(base / "labextension")
+    digest = images.source_hash(base, ("labextension",))
+    (base / "labextension" / "node_modules").mkdir()
+    (base / "labextension" / "node_modules" / "big.js").write_text("x")
+    (base / "labextension" / "lib").mkdir()
+    (base / "labextension" / "lib" / "index.js").write_text("x")
+    assert images.source_hash(base, ("labextension",)) == digest
+    assert images.LABEXTENSIONS["base"] == "labextension"
+    assert (images.IMAGES_DIR / "base" / "labextension" / "package.json").is_file()
