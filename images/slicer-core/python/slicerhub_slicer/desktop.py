@@ -44,6 +44,8 @@ FRAME_COLOUR = (0.16, 0.16, 0.16)
 # edge-on): degrees about the view-up axis, then up.
 THREE_D_AZIMUTH = 35
 THREE_D_ELEVATION = 25
+# The slice views behind a 3D-only layout (see _unseen_slice_views).
+UNSEEN_SLICE_SIZE = (512, 512)
 # vtkEvent's modifiers (vtkInteractionWidgets), for Slicer's widgets' event translations.
 NO_MODIFIER, CONTROL_MODIFIER = 0, 2
 
@@ -118,6 +120,7 @@ class Desktop:
         self.views = dict(zip(self.tags, s.views(*self.tags)))
         for view in self.views.values():
             _window_level_on_left_drag(view)
+        self.unseen = _unseen_slice_views(s, self.tags)
 
         self.window = vtkRenderWindow()
         self.window.SetWindowName(title)
@@ -198,7 +201,7 @@ class Desktop:
         # The 3D view keeps its camera (the person may have turned it); a new
         # volume resets it (reset_3d).
         with _session.one_render(*self.views.values()):
-            for view in self.views.values():
+            for view in [*self.views.values(), *self.unseen]:
                 if isinstance(view, SliceView):
                     view.fit_view_to_content()
         self.window.Render()
@@ -243,6 +246,26 @@ def _bar_look(view, definition=None) -> tuple[tuple[float, float, float], str]:
         rgb = tuple(node.GetLayoutColor()) if node is not None else (0.5, 0.5, 0.5)
     label = getattr(properties, "label", None) or (node.GetLayoutLabel() if node is not None else "")
     return rgb, label
+
+
+def _unseen_slice_views(s, tags, block: bool = True) -> list:
+    """The slice views a layout without any still needs: the 3D view shows their planes.
+
+    Slicer has its slice views whatever the layout shows, and so its 3D view the
+    slices in 3D; a 3D-only layout makes them here, at a fixed size (their
+    slices' resolution in 3D), with rendering blocked (BLOCK) as nobody sees them.
+    """
+    names = [_session.VIEW_OF_TAG.get(tag, tag) for tag in tags]
+    if "ThreeD" not in names or any(name in _session.SLICE_VIEWS for name in names):
+        return []
+    views = s.views(*_session.SLICE_VIEWS)
+    for view in views:
+        with _session.one_render(view):
+            view.render_window().SetSize(*UNSEEN_SLICE_SIZE)
+            view.fit_view_to_content()
+        if block:
+            view.set_render_blocked(True)
+    return views
 
 
 def _window_level_on_left_drag(view) -> None:
@@ -311,6 +334,7 @@ def render_png(s, size: tuple[int, int] = (1280, 900), layout: str | None = None
     definitions = {view.singleton_tag: view for view in tree.get_views(is_recursive=True)}
     cells = _layout.geometry(tree, *size)
     views = dict(zip(cells, s.views(*cells)))
+    _unseen_slice_views(s, cells, block=False)
     picture = Image.new("RGB", tuple(size), tuple(round(255 * c) for c in FRAME_COLOUR))
     for tag, cell in cells.items():
         (bx, by, bw, bh), (x, y, w, h) = _layout.with_bar(cell)
