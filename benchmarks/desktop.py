@@ -92,7 +92,9 @@ async def _interaction(client: RFBClient, seconds: float) -> dict:
     A frame that does not come within FRAME_WAIT_S ends the interaction early
     (said in the result); no frame at all is an error."""
     fb = await client.snapshot(FRAME_WAIT_S)
-    x, y = fb.width // 2, fb.height // 2
+    # The middle of the Red (axial) view, top left in Slicer's four-up layout;
+    # the screen's centre is where the four views meet.
+    x, y = fb.width // 4, fb.height // 4
     latencies, frames = [], 0
     start_bytes = client.bytes_received
     start = time.monotonic()

@@ -193,11 +193,12 @@ def test_desktop_view_ignores_keyboard_mouse_and_clipboard(shared, docker_client
     in_desktop(c, "sh", "-c", "printf %s owner-clip | xclip -selection clipboard -i", detach=True)
 
     async def scroll(client, times=6):
-        w, h = client.fb.width, client.fb.height
-        await client.pointer(w // 2, h // 2, 0)
+        # Over the Red slice view (top left of Slicer's four-up layout), not where the views meet.
+        x, y = client.fb.width // 4, client.fb.height // 4
+        await client.pointer(x, y, 0)
         for _ in range(times):
-            await client.pointer(w // 2, h // 2, WHEEL_DOWN)
-            await client.pointer(w // 2, h // 2, 0)
+            await client.pointer(x, y, WHEEL_DOWN)
+            await client.pointer(x, y, 0)
 
     async def settle(client, seconds=3.0):
         end = time.monotonic() + seconds
@@ -407,7 +408,7 @@ def test_browser_student_shares_and_a_classmate_watches_the_desktop(shared):
         owner_driver.get(hub.url + SHARING + "/")
         wait_for(lambda: owner_driver.find_elements("id", "create-link"), 30, what="the sharing page")
         owner_driver.find_element("id", "create-link").click()
-        url = wait_for(lambda: owner_driver.find_elements("id", "share-url"), 30, what="the new link")[0].text
+        url = wait_for(lambda: owner_driver.find_elements("id", "share-url"), 30, what="the new link")[0].get_attribute("value")
         page_picture(owner_driver, "share-link-created.png")
     finally:
         owner_driver.quit()

@@ -9,6 +9,7 @@ import base64
 import io
 import socket
 import time
+from itertools import combinations
 
 import nbformat
 import pytest
@@ -20,6 +21,7 @@ from tests.support.browser import ARTIFACTS, browser as _browser, hub_login as _
 from tests.support.browser import page_picture as _page_picture, wait_for as _wait
 from tests.support.hub import ROOT
 from tests.support.kernel import KernelClient
+from tests.support.open_study import STOP_DESKTOP_APP
 from tests.support.spawn import container, hub_api, in_desktop, spawn_with_form, stop_server, wait_ready
 
 pytestmark = pytest.mark.e2e
@@ -105,6 +107,202 @@ def test_slicer_setting_survives_container_deletion(e2e_hub, docker_client):
     assert out.split() == ["Sagittal", "/home/slicer/.config/slicer.org/Slicer.ini"], out
 
 
+# ------------------------------------------------- Slicer's four-up views ---
+# The desktop's default layout is Slicer's four-up: Red (axial) top left, 3D
+# top right, Green (coronal) bottom left, Yellow (sagittal) bottom right, each
+# under a bar in its colour. Seen here through the hub's desktop websocket with
+# raw RFB (what noVNC gets), the mouse as RFB pointer events.
+
+VIEW_COLOURS = {"Red": (243, 74, 51), "Green": (110, 176, 75), "Yellow": (237, 213, 76)}
+
+
+def _views_of(picture: Image.Image, margin: float = 0.08) -> dict[str, tuple[int, int, int, int]]:
+    """The inside of each view (no bar, frame or the corner where the views meet)."""
+    w, h = picture.size
+    mx, my, cx, cy = int(w * margin), int(h * margin), w // 2, h // 2
+    return {"Red": (mx, my, cx - mx, cy - my), "3D": (cx + mx, my, w - mx, cy - my),
+            "Green": (mx, cy + my, cx - mx, h - my), "Yellow": (cx + mx, cy + my, w - mx, h - my)}
+
+
+def _centre(box) -> tuple[int, int]:
+    return (box[0] + box[2]) // 2, (box[1] + box[3]) // 2
+
+
+def _change(before: Image.Image, after: Image.Image, box) -> float:
+    """Mean grey-level difference (0..255) inside BOX."""
+    return ImageStat.Stat(ImageChops.difference(before.crop(box).convert("L"), after.crop(box).convert("L"))).mean[0]
+
+
+def _drawn(picture: Image.Image, box) -> bool:
+    """Anatomy or a 3D scene, not a flat background: many grey levels, a good part not black."""
+    histogram = picture.crop(box).convert("L").histogram()
+    levels = sum(1 for count in histogram if count > 20)
+    lit = sum(histogram[30:]) / max(1, sum(histogram))
+    return levels > 40 and lit > 0.1
+
+
+def _picture(fb) -> Image.Image:
+    return Image.frombytes("RGB", (fb.width, fb.height), fb.to_rgb())
+
+
+async def _settled(client, bound: float = 60) -> Image.Image:
+    """The desktop's picture once it has stopped drawing (two looks half a second apart agree)."""
+    last = None
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        now = bytes((await client.snapshot(30)).pixels)
+        if now == last:
+            return _picture(client.fb)
+        last = now
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"the desktop kept changing for {bound:g} s")
+
+
+async def _drag(client, start: tuple[int, int], by: tuple[int, int], buttons: int, steps: int = 12) -> None:
+    x, y = start
+    await client.pointer(x, y, 0)
+    await client.pointer(x, y, buttons)
+    for i in range(1, steps + 1):
+        await client.pointer(x + by[0] * i // steps, y + by[1] * i // steps, buttons)
+        await asyncio.sleep(0.03)
+    await client.pointer(x + by[0], y + by[1], 0)
+
+
+async def _wheel(client, at: tuple[int, int], clicks: int, up: bool = True) -> None:
+    button = 8 if up else 16  # RFB buttons 4 and 5: X's wheel
+    for _ in range(clicks):
+        await client.pointer(*at, button)
+        await client.pointer(*at, 0)
+
+
+def test_desktop_shows_slicers_four_up_views_and_takes_slicers_mouse_gestures(e2e_hub):
+    hub = e2e_hub
+    _, token = _login_and_spawn(hub, "student2", "student2-pw")
+    ws_url = hub.url.replace("http", "ws", 1) + "/user/student2/desktop-websockify/"
+
+    async def run():
+        client = await RFBClient.websocket(ws_url, {"Authorization": f"token {token}"})
+        try:
+            first = await client.snapshot(30)
+            views = _views_of(_picture(first))
+            # The pointer into the Red view before the first look: the VNC
+            # server draws it into the picture, and it must not move elsewhere.
+            await client.pointer(*_centre(views["Red"]), 0)
+            deadline = time.monotonic() + 120
+            while True:
+                shown = await _settled(client)
+                if all(_drawn(shown, box) for box in views.values()) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(1)
+            steps = {"four-up": shown}
+
+            async def gesture(name, action):
+                before = await _settled(client)
+                await action()
+                after = await _settled(client)
+                steps[name] = after
+                return {view: _change(before, after, box) for view, box in views.items()}
+
+            red = _centre(views["Red"])
+            wheel = await gesture("wheel", lambda: _wheel(client, red, 6))
+            zoom = await gesture("zoom", lambda: _drag(client, red, (0, -60), 4))
+            pan = await gesture("pan", lambda: _drag(client, red, (50, 25), 2))
+            window_level = await gesture("window-level", lambda: _drag(client, red, (120, 60), 1))
+            await client.pointer(*_centre(views["3D"]), 0)
+            rotate = await gesture("rotate", lambda: _drag(client, _centre(views["3D"]), (90, 30), 1))
+            return steps, views, {"wheel": wheel, "zoom": zoom, "pan": pan, "window-level": window_level,
+                                  "rotate": rotate}
+        finally:
+            await client.close()
+
+    steps, views, changes = asyncio.run(run())
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shown = steps["four-up"]
+    shown.save(ARTIFACTS / "desktop-four-up.png")
+    for name, picture in steps.items():
+        if name != "four-up":
+            picture.save(ARTIFACTS / f"desktop-four-up-{name}.png")
+
+    # Every view is drawn, and the three slice views show three different slices.
+    assert all(_drawn(shown, box) for box in views.values()), {v: _drawn(shown, b) for v, b in views.items()}
+    crops = {v: shown.crop(views[v]).convert("L") for v in ("Red", "Green", "Yellow")}
+    for a, b in combinations(crops, 2):
+        size = (min(crops[a].width, crops[b].width), min(crops[a].height, crops[b].height))
+        difference = ImageStat.Stat(ImageChops.difference(crops[a].crop((0, 0) + size),
+                                                          crops[b].crop((0, 0) + size))).mean[0]
+        assert difference > 10, (a, b, difference)
+    # Each slice view sits under a bar in its colour: the arrangement is Slicer's.
+    w, h = shown.size
+    for view, (x, y) in {"Red": (w // 4, 4), "Green": (w // 4, h // 2 + 6), "Yellow": (3 * w // 4, h // 2 + 6)}.items():
+        assert all(abs(a - b) < 40 for a, b in zip(shown.getpixel((x, y)), VIEW_COLOURS[view])), \
+            (view, shown.getpixel((x, y)))
+
+    # In a slice view the wheel goes through the slices, right drag zooms,
+    # middle drag pans: that view changes, the other slice views do not (the
+    # 3D view shows the Red slice's plane, which moves with it, as in Slicer).
+    for gesture in ("wheel", "zoom", "pan"):
+        moved = changes[gesture]
+        assert moved["Red"] > 2, (gesture, moved)
+        assert moved["Green"] < 0.5 and moved["Yellow"] < 0.5, (gesture, moved)
+    # Left drag sets window/level: the volume's, so every slice view shows it.
+    moved = changes["window-level"]
+    assert min(moved["Red"], moved["Green"], moved["Yellow"]) > 2, moved
+    # Left drag in the 3D view rotates it; the slice views stay as they were.
+    moved = changes["rotate"]
+    assert moved["3D"] > 2, moved
+    assert max(moved["Red"], moved["Green"], moved["Yellow"]) < 0.5, moved
+
+
+def test_desktop_layout_setting_picks_one_view_and_back(e2e_hub, docker_client):
+    """Desktop/Layout = OneUp with Desktop/Orientation = Sagittal: the Yellow view
+    alone fills the desktop (its bar across the whole width) when the application
+    starts again; FourUp again afterwards (what the tests after this one see)."""
+    hub = e2e_hub
+    _, token = _login_and_spawn(hub, "student2", "student2-pw")
+    c = container(docker_client, hub, "student2")
+    ws_url = hub.url.replace("http", "ws", 1) + "/user/student2/desktop-websockify/"
+
+    def restart_with(layout: str, orientation: str) -> None:
+        out = in_desktop(c, "python3", "-c", "from slicerhub_slicer import settings\n"
+                                             f"settings.set('Desktop/Layout', {layout!r})\n"
+                                             f"settings.set('Desktop/Orientation', {orientation!r})")
+        assert out.exit_code == 0, out.output
+        stopped = in_desktop(c, "python3", "-c", STOP_DESKTOP_APP)  # the session starts it again
+        assert stopped.exit_code == 0 and stopped.output.strip(), stopped.output
+
+    def bar_colours(picture):
+        w, _ = picture.size
+        return picture.getpixel((w // 4, 4)), picture.getpixel((3 * w // 4, 4))
+
+    def near(colour, expected):
+        return all(abs(a - b) < 40 for a, b in zip(colour, expected))
+
+    async def until(shows, bound: float = 120) -> Image.Image:
+        client = await RFBClient.websocket(ws_url, {"Authorization": f"token {token}"})
+        try:
+            deadline = time.monotonic() + bound
+            while True:
+                picture = _picture(await client.snapshot(30))
+                if shows(picture):
+                    return picture
+                assert time.monotonic() < deadline, "the desktop did not change layout"
+                await asyncio.sleep(1)
+        finally:
+            await client.close()
+
+    yellow = VIEW_COLOURS["Yellow"]
+    try:
+        restart_with("OneUp", "Sagittal")
+        one = asyncio.run(until(lambda p: all(near(colour, yellow) for colour in bar_colours(p))
+                                and _drawn(p, (p.width // 4, p.height // 4, 3 * p.width // 4, 3 * p.height // 4))))
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        one.save(ARTIFACTS / "desktop-one-up-sagittal.png")
+    finally:
+        restart_with("FourUp", "Axial")
+    asyncio.run(until(lambda p: near(bar_colours(p)[0], VIEW_COLOURS["Red"])
+                      and all(_drawn(p, box) for box in _views_of(p).values())))
+
+
 # --------------------------------------------------------------- browser ---
 
 
@@ -126,29 +324,21 @@ def _canvas_picture(driver, name: str):
 
 
 def _slicer_drawn(picture: Image.Image) -> bool:
-    """More than a flat background: a brain slice has many grey levels, and
-    Slicer fits it to the window, so it sits in the middle of the canvas."""
-    gray = picture.convert("L")
-    histogram = gray.histogram()
-    levels = sum(1 for count in histogram if count > 20)
-    bright = sum(histogram[100:]) / max(1, sum(histogram))
-    if levels <= 40 or bright <= 0.05:
+    """Slicer's four views drawn, each slice fitted to its view: the anatomy
+    centred left to right in it (a view not fitted again after the window
+    changed size is off-centre)."""
+    views = _views_of(picture)
+    if not all(_drawn(picture, box) for box in views.values()):
         return False
-    # Extent of the bright anatomy; rows/columns with a few bright pixels only
-    # (the mouse pointer) do not count.
-    width, height = gray.size
-    mask = gray.point(lambda v: 1 if v > 100 else 0)
-    data = list(mask.getdata())
-    cols = [sum(data[x::width]) for x in range(width)]
-    rows = [sum(data[y * width:(y + 1) * width]) for y in range(height)]
-    xs = [x for x, n in enumerate(cols) if n > 20]
-    ys = [y for y, n in enumerate(rows) if n > 20]
-    if not xs or not ys:
-        return False
-    left, right, top, bottom = xs[0], xs[-1] + 1, ys[0], ys[-1] + 1
-    centred = abs((left + right) / 2 - width / 2) < 0.1 * width and abs((top + bottom) / 2 - height / 2) < 0.1 * height
-    inside = left > 0 and top > 0 and right < width and bottom < height
-    return centred and inside
+    for name in ("Red", "Green", "Yellow"):
+        gray = picture.crop(views[name]).convert("L")
+        width, _ = gray.size
+        data = list(gray.point(lambda v: 1 if v > 100 else 0).getdata())
+        # Columns with a few bright pixels only (the mouse pointer) do not count.
+        xs = [x for x in range(width) if sum(data[x::width]) > 20]
+        if not xs or abs((xs[0] + xs[-1] + 1) / 2 - width / 2) > 0.1 * width:
+            return False
+    return True
 
 
 def _window_tree(c) -> str:
@@ -176,7 +366,7 @@ def test_desktop_in_the_browser_shows_slicer_and_follows_the_window(e2e_hub, doc
             "return document.querySelector('#status') && document.querySelector('#status').textContent"
         ) == "Connected", 60, what="noVNC connected")
         picture = _wait(lambda: (lambda p: p if _slicer_drawn(p) else None)(
-            _canvas_picture(driver, "desktop-1280x900.png")), 90, 2, "Slicer's view in the canvas")
+            _canvas_picture(driver, "desktop-1280x900.png")), 90, 2, "Slicer's four views in the canvas")
         assert picture.size[0] > 600
 
         def canvas_and_screen():

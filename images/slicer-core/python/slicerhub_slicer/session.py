@@ -15,6 +15,25 @@ from . import data, rendering
 
 SLICE_VIEWS = {"Red": "axial_view", "Yellow": "sagittal_view", "Green": "coronal_view"}
 ORIENTATION_VIEW = {"Axial": "Red", "Sagittal": "Yellow", "Coronal": "Green"}
+# Slicer's layouts call the first 3D view "1"; the session calls it ThreeD.
+VIEW_OF_TAG = {"1": "ThreeD"}
+
+
+def _definition(name: str):
+    """trame-slicer's description of view NAME (its colours and labels are Slicer's)."""
+    from trame_slicer.views import ViewLayoutDefinition
+
+    if name in SLICE_VIEWS:
+        return getattr(ViewLayoutDefinition, SLICE_VIEWS[name])()
+    if name == "ThreeD":
+        return ViewLayoutDefinition.threed_view()
+    raise ValueError(f"no view {name!r}: use Red, Yellow, Green or ThreeD")
+
+
+def _three_d_last(view) -> bool:
+    from trame_slicer.views import ThreeDView
+
+    return isinstance(view, ThreeDView)
 
 
 @contextmanager
@@ -52,7 +71,11 @@ def _view_factory(offscreen: bool):
         def _create_view(self, view, scene, app_logic):
             cls = SliceView if view.view_type == ViewType.SLICE_VIEW else ThreeDView
             made = cls(scene, app_logic, view.singleton_tag, scheduled_render_strategy=NoScheduleRendering())
-            made.render_window().SetOffScreenRendering(offscreen)
+            if not offscreen:
+                # Drawn in its X window, which stays unmapped: SetOffScreenRendering(False)
+                # would also map it (ShowWindow), as a top-level window the window
+                # manager takes; the desktop maps it where it belongs (desktop.py).
+                made.render_window().SetUseOffScreenBuffers(False)
             made.set_view_properties(view.properties)
             return made
 
@@ -77,29 +100,36 @@ class SlicerSession:
     # ------------------------------------------------------------- views ---
     def view(self, name: str):
         """The view called NAME ('Red', 'Yellow', 'Green' or 'ThreeD'), made on first use."""
-        if name in self._views:
-            return self._views[name]
-        from trame_slicer.views import DirectRendering, ViewLayoutDefinition
+        return self.views(name)[0]
 
-        if name in SLICE_VIEWS:
-            definition = getattr(ViewLayoutDefinition, SLICE_VIEWS[name])()
-        elif name == "ThreeD":
-            definition = ViewLayoutDefinition.threed_view()
-        else:
-            raise ValueError(f"no view {name!r}: use Red, Yellow, Green or ThreeD")
-        view = self.app.view_manager.create_view(definition)
-        self._views[name] = view
-        # Before one_render(): the view manager unblocks the views it maps in
-        # the layout (and blocks the others). The new view still ignores render
-        # requests (see _view_factory).
-        self.app.view_manager.set_current_view_ids(list(self._views))
-        with one_render(view):
-            view.set_scheduled_render(DirectRendering())
-            view.render_window().SetMultiSamples(rendering.multisamples())
-            volume = self.background_volume()
-            if volume is not None:
-                self._show_in(view, volume)
-        return view
+    def views(self, *names: str) -> list:
+        """The views called NAMES (Slicer's singleton tags; '1' is 'ThreeD'), made together.
+
+        Views made in one call join the layout at once and render once each:
+        made one by one, every new view would re-render the ones before it
+        (the view manager unblocks what it maps, see one_render()).
+        """
+        from trame_slicer.views import DirectRendering
+
+        names = [VIEW_OF_TAG.get(name, name) for name in names]
+        missing = {name: _definition(name) for name in names if name not in self._views}
+        for name, definition in missing.items():
+            self._views[name] = self.app.view_manager.create_view(definition)
+        if missing:
+            # Before one_render(): the view manager unblocks the views it maps
+            # in the layout (and blocks the others). The new views still
+            # ignore render requests (see _view_factory).
+            self.app.view_manager.set_current_view_ids(list(self._views))
+            made = [self._views[name] for name in missing]
+            with one_render(*made):
+                volume = self.background_volume()
+                # Slice views first: the 3D view fits to their planes.
+                for view in sorted(made, key=_three_d_last):
+                    view.set_scheduled_render(DirectRendering())
+                    view.render_window().SetMultiSamples(rendering.multisamples())
+                    if volume is not None:
+                        self._show_in(view, volume)
+        return [self._views[name] for name in names]
 
     def slice_view(self, orientation: str = "Axial"):
         try:
@@ -132,8 +162,8 @@ class SlicerSession:
     def show_volume(self, volume) -> None:
         """Show VOLUME in every slice view (and as slice planes in 3D)."""
         self._background = volume
-        for view in self._views.values():
-            with one_render(view):
+        with one_render(*self._views.values()):
+            for view in sorted(self._views.values(), key=_three_d_last):
                 self._show_in(view, volume)
 
     def _show_in(self, view, volume) -> None:
@@ -147,24 +177,29 @@ class SlicerSession:
     # --------------------------------------------------------- rendering ---
     def render_png(self, name: str, size: tuple[int, int] = (512, 512)) -> bytes:
         """Render view NAME at SIZE and return it as PNG bytes."""
-        from vtkmodules.vtkIOImage import vtkPNGWriter
-        from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
-
         view = self.view(name)
         window = view.render_window()
         if tuple(window.GetSize()) != tuple(size):
             window.SetSize(*size)
             view.fit_view_to_content()
-        view.render()
-        grab = vtkWindowToImageFilter()
-        grab.SetInput(window)
-        grab.ReadFrontBufferOff()
-        grab.Update()
-        writer = vtkPNGWriter()
-        writer.WriteToMemoryOn()
-        writer.SetInputConnection(grab.GetOutputPort())
-        writer.Write()
-        return bytes(memoryview(writer.GetResult()))
+        return png_of(view)
+
+
+def png_of(view) -> bytes:
+    """Render VIEW as it is and return its picture as PNG bytes."""
+    from vtkmodules.vtkIOImage import vtkPNGWriter
+    from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
+
+    view.render()
+    grab = vtkWindowToImageFilter()
+    grab.SetInput(view.render_window())
+    grab.ReadFrontBufferOff()
+    grab.Update()
+    writer = vtkPNGWriter()
+    writer.WriteToMemoryOn()
+    writer.SetInputConnection(grab.GetOutputPort())
+    writer.Write()
+    return bytes(memoryview(writer.GetResult()))
 
 
 def _node_name(path: Path) -> str:
