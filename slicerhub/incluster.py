@@ -55,6 +55,10 @@ def hub_traitlets(cfg: SlicerHubConfig, tokens: dict[str, str], namespace: str |
         port = service_port(cfg, service["name"])
         if port:
             service["url"] = f"http://{cluster_service(service['name'])}:{port}"
+    if traits["SlicerSpawner"].get("courses_url"):
+        # User servers call the courses service (publishing from JupyterLab) at its Service.
+        traits["SlicerSpawner"]["courses_url"] = (
+            f"http://{cluster_service('courses')}:{service_port(cfg, 'courses')}/services/courses")
     # One API thread per start allowed at once (IBM's 3,000-pod tuning:
     # k8s_api_threadpool_workers = concurrent_spawn_limit; docs/kubernetes.md).
     traits["SlicerKubeSpawner"]["k8s_api_threadpool_workers"] = cfg.hub.concurrent_spawn_limit

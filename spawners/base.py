@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from jupyterhub import orm
 from jupyterhub.spawner import Spawner
 from tornado import web
 from traitlets import Dict, List, Unicode, default
@@ -12,6 +13,13 @@ from .companions import server_env
 from .profiles import ProfileError, choose_profile, render_form, visible_profiles
 
 PROFILE_LABEL = "org.slicerhub.profile"
+# What a server's $JUPYTERHUB_API_TOKEN carries on top of the `server` role
+# when the deployment has courses: JupyterLab's "Publish to a Course…" goes
+# through the server (slicerhub_server.publish), which calls the courses
+# service with this token. The hub keeps it only because the user role holds
+# it (slicerhub.traitlets_config._user_role); the service then checks, as for
+# any token, that its owner teaches the course.
+COURSES_ACCESS = "access:services!service=courses"
 # What a start request may choose (user_options keys).
 START_OPTIONS = {"profile"}
 
@@ -40,6 +48,11 @@ class SlicerSpawner(Spawner):
                        help="The PACS gateway as servers reach it ('' for no PACS): $SLICERHUB_PACS_URL, "
                        "called with the server's own API token (DICOMweb under dicom-web/, tickets).")
 
+    courses_url = Unicode("", config=True,
+                          help="The courses service as servers reach it ('' for no courses): "
+                          "$SLICERHUB_COURSES_URL, called with the server's own API token (publishing "
+                          "from JupyterLab).")
+
     companion_specs = Dict(
         config=True,
         help="Images and limits of the companions profiles may name: {name: {'image': ..., "
@@ -47,6 +60,10 @@ class SlicerSpawner(Spawner):
     )
 
     profile: dict = {}
+
+    @default("server_token_scopes")
+    def _server_token_scopes_default(self):
+        return token_scopes
 
     # --- who may use what -------------------------------------------------
 
@@ -123,6 +140,8 @@ class SlicerSpawner(Spawner):
         env = super().get_env()
         if self.pacs_url:
             env["SLICERHUB_PACS_URL"] = self.pacs_url
+        if self.courses_url:
+            env["SLICERHUB_COURSES_URL"] = self.courses_url
         if self.profile:
             env.update(self.profile_env(self.profile))
             env.update(server_env(self.profile.get("companions", [])))
@@ -184,3 +203,18 @@ class SlicerSpawner(Spawner):
     async def start(self):
         await self.prepare()
         return await super().start()
+
+
+def server_role_scopes(db) -> list[str]:
+    """The `server` role's scopes as the hub holds them (its default, or load_roles')."""
+    role = orm.Role.find(db, "server")
+    return list(role.scopes) if role is not None else []
+
+
+def token_scopes(spawner) -> list[str]:
+    """Spawner.server_token_scopes: the `server` role, plus the courses service
+    where the deployment has courses and the server can reach it."""
+    scopes = server_role_scopes(spawner.user.db)
+    if spawner.courses and spawner.courses_url and COURSES_ACCESS not in scopes:
+        scopes.append(COURSES_ACCESS)
+    return scopes

@@ -9,6 +9,15 @@
   must keep it out of their final stage).  The image is labelled with a hash
   of the source tree, and the build is skipped when TAG already carries it.
 
+* An image with a JupyterLab extension (``LABEXTENSIONS``: images/base's
+  ``labextension/``, "Publish to a Course…") gets it prebuilt: the JS build
+  (``npm ci`` + ``@jupyterlab/builder``) runs on the host, with the npm
+  registry, before ``docker build``, and is cached under
+  ``build/labextension/<hash of its sources>/``, so it runs once per change
+  of the extension (about a minute) and the image build needs no Node.  The
+  context gets the built extension as ``labextension-built/``; the image's
+  source hash covers the extension's sources, not its build leftovers.
+
 * ``download_wheels(names, dest)`` fills a wheelhouse for an offline build:
   every Python package the images install, as wheels for the images' Python
   (CPython 3.11 on Debian bookworm, glibc 2.36, x86_64), from any connected
@@ -71,7 +80,17 @@ REPO_FILES = {"hub": ("pyproject.toml", "README.md", "constraints.txt", "slicerh
 # every one the image's glibc (2.36, bookworm) can load is listed.
 IMAGE_PYTHON_VERSION = "3.11"
 IMAGE_GLIBC_MINOR = 36
-IGNORED_IN_CONTEXT = ("__pycache__", "*.egg-info", "build-ca.crt", "wheelhouse")
+IGNORED_IN_CONTEXT = ("__pycache__", "*.egg-info", "build-ca.crt", "wheelhouse", "node_modules")
+
+# JupyterLab extensions built on the host into an image's context: the folder
+# of images/<name>/ that holds the extension's sources (its own package.json
+# and lock), and the files of it that decide the build (hashed; nothing else
+# of the folder, e.g. an in-place build's node_modules/, lib/, dist/, counts).
+LABEXTENSIONS = {"base": "labextension"}
+LABEXTENSION_SOURCES = ("package.json", "package-lock.json", "tsconfig.json", "src", "style", "core")
+LABEXTENSION_CACHE = REPO_ROOT / "build" / "labextension"
+LABEXTENSION_CONTEXT = "labextension-built"
+LABEXTENSION_CACHE_KEEP = 3
 
 
 def _say(msg: str) -> None:
@@ -121,14 +140,16 @@ def ensure_base_image(tag: str = BASE_IMAGE_TAG) -> None:
         )
 
 
-def source_hash(src: Path) -> str:
-    """sha256 over the relative paths, exec bits and contents of a tree."""
+def source_hash(src: Path, skip: tuple[str, ...] = ()) -> str:
+    """sha256 over the relative paths, exec bits and contents of a tree
+    (without the top-level entries named in SKIP)."""
     src = Path(src)
     digest = hashlib.sha256()
     for path in sorted(p for p in src.rglob("*") if p.is_file()):
         rel = path.relative_to(src).as_posix()
         parts = rel.split("/")
-        if "__pycache__" in parts or any(part.endswith(".egg-info") for part in parts):
+        if ("__pycache__" in parts or "node_modules" in parts or parts[0] in skip
+                or any(part.endswith(".egg-info") for part in parts)):
             continue
         executable = "x" if os.access(path, os.X_OK) else "-"
         digest.update(f"{rel}\0{executable}\0".encode())
@@ -162,6 +183,62 @@ def _copy_repo_files(paths: tuple[str, ...], dest: Path) -> None:
             shutil.copyfile(path, dest / rel)
 
 
+def labextension_hash(src: Path) -> str:
+    """The hash of a labextension's sources (LABEXTENSION_SOURCES under SRC)."""
+    digest = hashlib.sha256()
+    for rel in LABEXTENSION_SOURCES:
+        path = Path(src) / rel
+        if path.is_dir():
+            digest.update(f"{rel}/\0{source_hash(path)}\n".encode())
+        elif path.is_file():
+            digest.update(f"{rel}\0{hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
+def build_labextension(src: Path, cache: Path | None = None) -> Path:
+    """The built extension of SRC (its ``dist/``: package.json, static/), from
+    the cache, else built now with npm on the host; returns that folder."""
+    src = Path(src)
+    cache = Path(cache or LABEXTENSION_CACHE)
+    key = labextension_hash(src)[:20]
+    out = cache / key
+    if (out / "package.json").is_file():
+        _say(f"labextension {src.name}/ is built ({out})")
+        return out
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError(f"building the JupyterLab extension in {src} needs npm (make deps installs it)")
+    cache.mkdir(parents=True, exist_ok=True)
+    _say(f"building the JupyterLab extension {src.relative_to(REPO_ROOT) if src.is_relative_to(REPO_ROOT) else src}"
+         " (npm ci, jupyterlab builder)")
+    with tempfile.TemporaryDirectory(prefix=f"{key}-", dir=cache) as tmp:
+        work = Path(tmp) / "src"
+        work.mkdir()
+        for rel in LABEXTENSION_SOURCES:
+            path = src / rel
+            if path.is_dir():
+                shutil.copytree(path, work / rel)
+            elif path.is_file():
+                shutil.copyfile(path, work / rel)
+        for cmd in ([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], [npm, "run", "build:prod"]):
+            proc = subprocess.run(cmd, cwd=work, check=False, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True, errors="replace")
+            if proc.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd[1:])} for the JupyterLab extension in {src} failed "
+                                   f"(exit {proc.returncode}):\n{proc.stdout[-4000:]}")
+        dist = work / "dist"
+        if not (dist / "package.json").is_file():
+            raise RuntimeError(f"the JupyterLab extension in {src} built no dist/package.json")
+        dist.rename(out)  # whole or not at all: a half build is never found
+    # Keep the newest few (other branches' builds), drop older ones.
+    built = sorted((p for p in cache.iterdir() if (p / "package.json").is_file()),
+                   key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in built[LABEXTENSION_CACHE_KEEP:]:
+        shutil.rmtree(old, ignore_errors=True)
+    _say(f"built the JupyterLab extension into {out}")
+    return out
+
+
 def build_image(name: str, tag: str, build_args: dict | None = None, *,
                 wheelhouse: Path | None = None, offline: bool = False) -> str:
     """Build ``images/<name>/`` as TAG (unless already built); return the image ID.
@@ -177,7 +254,12 @@ def build_image(name: str, tag: str, build_args: dict | None = None, *,
     if offline and wheelhouse is None:
         raise ValueError("an offline build needs a wheelhouse (--wheelhouse DIR)")
     wheels = _wheelhouse_files(wheelhouse) if wheelhouse is not None else []
-    src_hash = source_hash(src)
+    ext_dir = LABEXTENSIONS.get(name)
+    skip = (ext_dir,) if ext_dir else ()
+    src_hash = source_hash(src, skip)
+    if ext_dir:
+        ext_hash = labextension_hash(src / ext_dir)
+        src_hash = hashlib.sha256(f"{src_hash}\0{ext_dir}\0{ext_hash}".encode()).hexdigest()
     repo_files = REPO_FILES.get(name, ())
     if repo_files:
         with tempfile.TemporaryDirectory(prefix=f"slicerhub-hash-{name}-") as tmp:
@@ -198,9 +280,19 @@ def build_image(name: str, tag: str, build_args: dict | None = None, *,
             _say(f"{tag} is up to date with images/{name}/ (skipping build)")
             return existing["Id"]
 
+    built_ext = build_labextension(src / ext_dir) if ext_dir else None
     with tempfile.TemporaryDirectory(prefix=f"slicerhub-build-{name}-") as tmp:
         context = Path(tmp) / "context"
-        shutil.copytree(src, context, ignore=shutil.ignore_patterns(*IGNORED_IN_CONTEXT))
+        ignored = shutil.ignore_patterns(*IGNORED_IN_CONTEXT)
+
+        def ignore(folder, names):
+            # The extension's sources stay out of the context; its build goes in.
+            top = {ext_dir} if ext_dir and Path(folder) == src else set()
+            return set(ignored(folder, names)) | (top & set(names))
+
+        shutil.copytree(src, context, ignore=ignore)
+        if built_ext is not None:
+            shutil.copytree(built_ext, context / LABEXTENSION_CONTEXT)
         if repo_files:
             _copy_repo_files(repo_files, context / "python")
         # Always present (maybe empty): the Dockerfiles COPY it unconditionally.

@@ -189,9 +189,11 @@ def test_service_policies(deployment):
         assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == f"slicerhub-{svc}"
         assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
         if port:
-            (rule,) = spec["ingress"]
-            assert rule["from"] == [{"podSelector": {"matchLabels": {"component": "proxy", "release": RELEASE}}}]
-            assert rule["ports"] == [{"port": port}]
+            sources = {(p["podSelector"]["matchLabels"]["component"], tuple(x["port"] for x in r["ports"]))
+                       for r in spec["ingress"] for p in r["from"]}
+            # User servers publish to courses from JupyterLab; sharing sees only the proxy.
+            assert sources == {("proxy", (port,))} | ({("singleuser-server", (port,))} if svc == "courses" else set())
+            assert all(p["podSelector"]["matchLabels"]["release"] == RELEASE for r in spec["ingress"] for p in r["from"])
         else:
             assert spec["ingress"] == []
         targets = {(p.get("podSelector", {}).get("matchLabels", {}).get("component"), port_["port"])
@@ -199,6 +201,15 @@ def test_service_policies(deployment):
         expected = {("hub", 8081), (None, 53)} | ({("proxy", 8000)} if svc == "courses" else set())
         assert targets == expected
         assert not any("ipBlock" in p for r in spec["egress"] for p in r["to"])
+    # User pods get one more way out: the courses port, on the courses pods only.
+    out = find(objs, "NetworkPolicy", "slicerhub-courses-from-user-servers")["spec"]
+    assert out["podSelector"]["matchLabels"] == {"component": "singleuser-server", "release": RELEASE}
+    assert out["policyTypes"] == ["Egress"]
+    assert out["egress"] == [{"to": [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "slicerhub-courses", "app.kubernetes.io/instance": RELEASE}}}],
+        "ports": [{"port": 8002}]}]
+    assert not [o for o in objs if o["kind"] == "NetworkPolicy" and "from-user-servers" in o["metadata"]["name"]
+                and "courses" not in o["metadata"]["name"]]
     # The hub's and proxy's own policies let the services in.
     hub_in = find(objs, "NetworkPolicy", "hub")["spec"]["ingress"]
     assert any(p.get("podSelector", {}).get("matchLabels") == {"hub.jupyter.org/network-access-hub": "true"}

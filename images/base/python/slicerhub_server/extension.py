@@ -4,12 +4,15 @@
   unless the container's entrypoint already did (``desktop.SUPERVISOR_ENV``);
 * puts ``ReadOnlyGuard`` in front of every handler (see ``guard``);
 * serves the view-only desktop at ``desktop-view/`` and ``slicerhub/access``
-  (the caller's level here, for pages and tests).
+  (the caller's level here, for pages and tests);
+* ``slicerhub/courses`` and ``slicerhub/publish``: JupyterLab's "Publish to a
+  Course…" dialog, through this server to the courses service (``publish``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import jinja2
@@ -17,9 +20,11 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
 from jupyter_server_proxy.config import ServerProcess
 from jupyterhub.singleuser.extension import JupyterHubIdentityProvider
+from jupyter_core.utils import ensure_async
 from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from . import desktop
+from . import desktop, publish
 from .guard import OWNER, ReadOnlyGuard
 
 _templates = jinja2.Environment(
@@ -50,6 +55,83 @@ class DesktopViewRedirect(JupyterHandler):
         self.redirect(url_path_join(self.base_url, "desktop-view/screen/"))
 
 
+class _CoursesHandler(JupyterHandler):
+    """The owner's way to the courses service, with the server's own token."""
+
+    def _owner_only(self) -> None:
+        # The guard refuses these routes to viewers already (not on the viewer
+        # list); the level is checked here too, so no change there opens them.
+        if getattr(self, "_slicerhub_level", None) != "execute":
+            raise web.HTTPError(403, "only the owner of this server publishes from it")
+
+    def _reply(self, status: int, data: dict) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    async def _service(self, method: str, url: str, body: dict | None = None) -> dict:
+        request = HTTPRequest(
+            url, method=method, request_timeout=publish.TIMEOUT_S,
+            headers={"Authorization": f"token {os.environ.get('JUPYTERHUB_API_TOKEN', '')}",
+                     "Content-Type": "application/json", "Accept": "application/json"},
+            body=None if body is None else json.dumps(body))
+        try:
+            response = await AsyncHTTPClient().fetch(request)
+        except HTTPClientError as e:
+            if e.code == 599:
+                raise publish.PublishProblem(502, f"the courses service does not answer ({e})") from None
+            raise publish.service_error(e.code, e.response.body if e.response else None) from None
+        except OSError as e:
+            raise publish.PublishProblem(502, f"the courses service does not answer ({e})") from None
+        return json.loads(response.body or b"{}")
+
+    async def _run(self, work) -> None:
+        self._owner_only()
+        try:
+            status, data = await work()
+        except publish.PublishProblem as e:
+            self.log.info("publish: %s %s", e.status, e.message)
+            status, data = e.status, {"message": e.message}
+        self._reply(status, data)
+
+
+class CoursesHandler(_CoursesHandler):
+    @web.authenticated
+    async def get(self):
+        async def work():
+            reply = await self._service("GET", publish.courses_url().rstrip("/") + "/api/courses")
+            courses = [{"name": c.get("name"), "teacher": bool(c.get("teacher"))}
+                       for c in reply.get("courses", [])]
+            return 200, {"user": reply.get("user"), "courses": courses, "gallery_url": publish.gallery_url()}
+
+        await self._run(work)
+
+
+class PublishHandler(_CoursesHandler):
+    @web.authenticated
+    async def post(self):
+        async def work():
+            try:
+                body = json.loads(self.request.body or b"")
+            except ValueError:
+                raise publish.PublishProblem(400, "the request must be JSON") from None
+            course, name, _ = publish.publish_request(body)  # checked before anything is read
+            path = publish.notebook_path(body["path"])
+            try:
+                model = await ensure_async(self.contents_manager.get(path, content=True, type="notebook"))
+            except web.HTTPError as e:
+                raise publish.PublishProblem(e.status_code, e.log_message or f"cannot read {path}") from None
+            import nbformat
+
+            notebook = nbformat.writes(model["content"])
+            _, _, payload = publish.publish_request(body, notebook)
+            reply = await self._service("POST", publish.app_url(publish.courses_url(), course, name), payload)
+            self.log.info("publish: %s as %s/%s version %s", path, course, name, reply.get("latest"))
+            return 201, publish.published(reply)
+
+        await self._run(work)
+
+
 def _install_guard(serverapp) -> None:
     current = serverapp.identity_provider
     if not isinstance(current, JupyterHubIdentityProvider):
@@ -71,6 +153,8 @@ def _load_jupyter_server_extension(serverapp):
         launcher_entry={"enabled": False}).make_proxy_handler()
     serverapp.web_app.add_handlers(".*$", [
         (url_path_join(base, "slicerhub/access"), AccessHandler),
+        (url_path_join(base, "slicerhub/courses"), CoursesHandler),
+        (url_path_join(base, "slicerhub/publish"), PublishHandler),
         (url_path_join(base, "desktop-view/?"), DesktopViewRedirect),
         (url_path_join(base, "desktop-view/screen/"), DesktopViewPage),
         (url_path_join(base, "desktop-view/desktop-websockify/(.*)"), view_socket, kwargs),
