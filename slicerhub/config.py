@@ -515,6 +515,23 @@ class Sharing(_Model):
     )
 
 
+class Site(_Model):
+    name: str = Field(
+        "SlicerHub", min_length=1, max_length=60, pattern=r"^[^<>\x00-\x1f]+$",
+        description="The name people see in page titles and the navigation bar (\"Radiology Teaching Hub\").",
+    )
+    logo: str | None = Field(
+        None, min_length=1,
+        description="An image file (PNG or SVG) for the navigation bar, on the hub's machine (Kubernetes: in "
+        "the hub image or a mounted ConfigMap). Unset: SlicerHub's own logo.",
+    )
+    login_message: str | None = Field(
+        None, max_length=2000,
+        description="Text shown above the sign-in form (plain text; e.g. \"Sign in with your university "
+        "account. Help: servicedesk@example.org\").",
+    )
+
+
 class Pacs(_Model):
     dicomweb_url: str | None = Field(
         None, pattern=r"^https?://[^\s]+$",
@@ -597,6 +614,7 @@ class Culler(_Model):
 class SlicerHubConfig(_Model):
     hub: HubSettings = Field(HubSettings(), description="The hub, its proxy and its services: addresses, "
                              "ports, state, admission control.")
+    site: Site = Field(Site(), description="What the pages show: the site's name, logo and sign-in message.")
     ldap: LdapSettings = Field(description="The LDAP directory people log in with and whose groups the hub syncs.")
     backend: Backend = Field(Backend(), description="Where user servers run: Docker or Kubernetes.")
     profiles: list[Profile] = Field(

@@ -13,6 +13,7 @@ from jupyterhub.roles import get_default_roles
 
 from .config import ConfigError, SlicerHubConfig, group_name
 from .database import db_url
+from .site import logo_file, site_vars
 
 AUTHENTICATOR = "slicerhub.auth.SlicerLDAPAuthenticator"
 # SlicerHub's pages in front of JupyterHub's own (the queue page for HTTP 429).
@@ -111,6 +112,11 @@ def _spawner(cfg: SlicerHubConfig, hub_connect_ip: str | None = None) -> dict[st
         "companion_specs": cfg.companions.model_dump(),
         "pacs_url": service_url(cfg, "pacs", hub_connect_ip) + "/services/pacs"
         if cfg.pacs.dicomweb_url else "",
+        # JupyterLab's "Publish to a Course…" goes through the user's server,
+        # which calls the service directly (the public proxy may listen on
+        # 127.0.0.1 only, out of the containers' reach), like the PACS gateway.
+        "courses_url": service_url(cfg, "courses", hub_connect_ip) + "/services/courses"
+        if c.groups else "",
     }
 
 
@@ -123,13 +129,13 @@ def _service(name: str, tokens: Mapping[str, str] | None, **fields: Any) -> dict
     return service
 
 
-def _courses_service(cfg: SlicerHubConfig, tokens) -> tuple[list[dict], list[dict]]:
+def _courses_service(cfg: SlicerHubConfig, tokens, hub_connect_ip: str | None = None) -> tuple[list[dict], list[dict]]:
     if not cfg.courses.groups:
         return [], []
     # Its OAuth token for a teacher reads (only) that teacher's own server:
-    # publishing from JupyterLab takes the notebook from there.
-    service = _service("courses", tokens, url=service_url(cfg, "courses"), oauth_no_confirm=True, display=True,
-                       oauth_client_allowed_scopes=COURSES_OAUTH_SCOPES)
+    # publishing from the service's form takes the notebook from there.
+    service = _service("courses", tokens, url=service_url(cfg, "courses", hub_connect_ip), oauth_no_confirm=True,
+                       display=True, oauth_client_allowed_scopes=COURSES_OAUTH_SCOPES)
     # It reads who is in which group; it gets no access to anyone's server.
     role = {"name": "courses-service", "scopes": COURSES_SERVICE_SCOPES, "services": ["courses"]}
     return [service], [role]
@@ -224,10 +230,11 @@ def _connect_ip(cfg: SlicerHubConfig, found: str | None) -> str | None:
 
 def service_url(cfg: SlicerHubConfig, name: str, hub_ip: str | None = None) -> str:
     """Where a SlicerHub service listens: 127.0.0.1 (users reach it through the
-    proxy), except the PACS gateway, which user servers call too: it listens
-    where the hub API does (`hub_ip`)."""
+    proxy), except the PACS gateway and the courses service, which user
+    servers call too (DICOMweb; publishing from JupyterLab): they listen where
+    the hub API does (`hub_ip`)."""
     port = {"courses": cfg.hub.courses_port, "sharing": cfg.hub.sharing_port, "pacs": cfg.hub.pacs_port}[name]
-    host = hub_ip if name == "pacs" and hub_ip else "127.0.0.1"
+    host = hub_ip if name in ("pacs", "courses") and hub_ip else "127.0.0.1"
     return f"http://{host}:{port}"
 
 
@@ -256,7 +263,7 @@ def to_traitlets(
     """
     data_dir = Path(cfg.hub.data_dir)
     services, roles = _culler(cfg, tokens)
-    course_services, course_roles = _courses_service(cfg, tokens)
+    course_services, course_roles = _courses_service(cfg, tokens, _connect_ip(cfg, hub_connect_ip))
     services += course_services
     roles += course_roles
     sharing_services, sharing_roles = _sharing_service(cfg, tokens)
@@ -284,8 +291,12 @@ def to_traitlets(
         # configurable in JupyterHub 6, its tornado setting is.
         "tornado_settings": {"spawn_throttle_retry_range": list(cfg.hub.spawn_retry_seconds)},
         # The queue page (429.html) and the spawn form that retries by itself.
+        # and every page's frame (page.html: site name, navigation bar), the
+        # home page as a session manager, the sign-in message.
         "template_paths": [TEMPLATES],
-        "template_vars": {"slicerhub_spawn_retry_seconds": list(cfg.hub.spawn_retry_seconds)},
+        "template_vars": {"slicerhub_spawn_retry_seconds": list(cfg.hub.spawn_retry_seconds),
+                          "slicerhub_site": site_vars(cfg)},
+        "logo_file": logo_file(cfg),
         "log_level": cfg.hub.log_level,
         "services": services,
         "load_roles": roles,
@@ -361,6 +372,7 @@ FIELD_OF_SETTING = {
     ("SlicerSpawner", "profiles"): "profiles",
     ("SlicerSpawner", "home_path"): "storage.home_path",
     ("SlicerSpawner", "courses"): "courses",
+    ("SlicerSpawner", "courses_url"): "courses",
     ("SlicerSpawner", "teacher_groups"): "ldap.groups.teachers",
     ("SlicerSpawner", "companion_specs"): "companions",
     ("DockerSpawner", "network_name"): "backend.docker.network",
@@ -380,6 +392,7 @@ _SECRETS_IN_FILES = "secrets live in files under hub.data_dir/secrets, never in 
 _READ_ONLY = "the read-only levels of shared sessions depend on it"
 FIXED_SETTINGS = {
     ("JupyterHub", "cleanup_servers"): "a hub restart must leave every server running",
+    ("JupyterHub", "logo_file"): "site.logo",
     ("JupyterHub", "cleanup_proxy"): "the proxy is its own process and keeps every route",
     ("JupyterHub", "proxy_class"): _PROXY_BESIDE,
     ("JupyterHub", "proxy_cmd"): _PROXY_BESIDE,

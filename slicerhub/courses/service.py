@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import html
 import json
 import logging
 import os
@@ -34,7 +33,10 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop
 
-from ..hubservice import AuditLog, NotFound, ServiceHandler, api_authenticated, serve
+from .. import site
+from ..hubservice import (COURSE_SEGMENT, AuditLog, NotFound, ServiceHandler, SessionCheck, api_authenticated,
+                          membership, serve)
+from ..sharing.hub import HubAPI
 from .store import CourseStore, PublishError
 
 log = logging.getLogger("slicerhub.courses")
@@ -42,8 +44,10 @@ log = logging.getLogger("slicerhub.courses")
 
 class Settings:
     def __init__(self, store: CourseStore, teacher_groups: list[str], mount_subpath: str, audit_log: str | None,
-                 proxy_url: str | None = None):
+                 proxy_url: str | None = None, hub: HubAPI | None = None):
         self.store = store
+        self.hub = hub or HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
+        self.sharing = bool(site.from_env().get("sharing"))  # students' sessions are the sharing service's
         self.audit = AuditLog(audit_log, log)
         self.proxy_url = proxy_url  # the hub's public entry, to read a teacher's notebook from their server
         self.teacher_groups = set(teacher_groups)
@@ -60,15 +64,17 @@ class _Base(ServiceHandler):
         user = self.get_current_user()
         if not user:
             raise web.HTTPError(403)
-        name = user["name"]
-        api = os.environ["JUPYTERHUB_API_URL"]
-        req = HTTPRequest(url_path_join(api, "users", quote(name)),
-                          headers={"Authorization": f"token {os.environ['JUPYTERHUB_API_TOKEN']}"})
-        model = json.loads((await AsyncHTTPClient().fetch(req)).body)
-        groups = set(model.get("groups", []))
-        courses = groups & set(self.s.store.courses)
-        teaches = courses if groups & self.s.teacher_groups else set()
-        return name, courses, teaches
+        model = await self.s.hub.user(user["name"]) or {"name": user["name"]}
+        m = membership(model, set(self.s.store.courses), self.s.teacher_groups)
+        return m.name, set(m.courses), set(m.teaches)
+
+    def app_json(self, app) -> dict:
+        """An app as the API and the pages show it, with where to open it."""
+        v = app.latest
+        return {**app.to_json(),
+                "open_url": url_path_join(self.prefix, "open", app.course, app.name),
+                "thumbnail_url": url_path_join(self.prefix, "thumbnail", app.course, app.name, str(v.number))
+                if v.thumbnail else None}
 
     def _publish(self, user, course, name, notebook, title, description, thumbnail=None):
         try:
@@ -90,11 +96,10 @@ class CoursesAPI(_Base):
     @api_authenticated
     async def get(self):
         name, courses, teaches = await self._member()
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"user": name, "courses": [
+        self.write_json({"user": name, "courses": [
             {"name": c, "teacher": c in teaches,
-             "apps": [a.to_json() for a in self.s.store.list(c, include_hidden=c in teaches)]}
-            for c in sorted(courses)]}))
+             "apps": [self.app_json(a) for a in self.s.store.list(c, include_hidden=c in teaches)]}
+            for c in sorted(courses)]})
 
 
 class AppAPI(_Base):
@@ -124,9 +129,7 @@ class AppAPI(_Base):
             except (ValueError, TypeError):
                 raise web.HTTPError(400, "'thumbnail' must be base64 (PNG)") from None
         app = self._publish(user, course, name, notebook, body.get("title"), body.get("description"), thumbnail)
-        self.set_status(201)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(app.to_json()))
+        self.write_json(self.app_json(app), 201)
 
     @api_authenticated
     async def patch(self, course: str, name: str):
@@ -139,8 +142,7 @@ class AppAPI(_Base):
         except PublishError as e:
             raise web.HTTPError(e.status, str(e)) from None
         self.s.audit.write("unpublish" if hidden else "republish", user, course=course, app=name)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(app.to_json()))
+        self.write_json(self.app_json(app))
 
 
 class _Viewer(_Base):
@@ -169,8 +171,7 @@ class OpenApp(_Viewer):
                 raise web.HTTPError(404, f"{name!r} has no version {wanted!r}")
         path = "/".join(p for p in (self.s.mount_subpath, course, version.notebook) if p)
         # user-redirect: the caller's own server (started if it is not running).
-        hub = os.environ.get("JUPYTERHUB_BASE_URL", "/")
-        self.redirect(url_path_join(hub, "hub/user-redirect/voila/render", quote(path)))
+        self.redirect(url_path_join(self.base_url, "hub/user-redirect/voila/render", quote(path)))
 
 
 class Thumbnail(_Viewer):
@@ -196,19 +197,11 @@ class PublishForm(_Base):
     def check_xsrf_cookie(self):
         return HubOAuthenticated.check_xsrf_cookie(self)
 
-    def _form(self, teaches: set[str], message: str = "") -> None:
-        esc = html.escape
-        options = "".join(f'<option value="{c}">{c}</option>' for c in sorted(teaches))
-        path = esc(self.get_argument("path", ""))
-        body = (f"{message}<form method=post>{self.xsrf_field()}"
-                f"<p><label>Course <select name=course>{options}</select></label></p>"
-                f"<p><label>Notebook in your home <input name=path size=50 value=\"{path}\" "
-                "placeholder=\"labs/segmentation.ipynb\"></label></p>"
-                "<p><label>App name <input name=name placeholder=\"seg-lab (default: file name)\"></label></p>"
-                "<p><label>Title <input name=title size=40></label></p>"
-                "<p><label>Description <input name=description size=60></label></p>"
-                "<p><button id=publish type=submit>Publish</button></p></form>")
-        self.finish(PAGE.format(title="Publish to a course", user=esc(self.current_user["name"]), sections=body))
+    def _form(self, teaches: set[str], *, published=None, error: str | None = None) -> None:
+        fields = ("course", "path", "name", "title", "description")
+        values = {k: self.get_argument(k, "") for k in fields}
+        self.finish(self.render_page("publish.html", page_title="Publish to a course", teaches=sorted(teaches),
+                                     values=values, published=published, error=error))
 
     @web.authenticated
     async def get(self):
@@ -223,15 +216,18 @@ class PublishForm(_Base):
         course, path = self.get_argument("course", ""), self.get_argument("path", "").strip("/")
         if course not in teaches:
             raise web.HTTPError(403, f"only teachers of {course!r} can publish to it")
-        if not path.endswith(".ipynb") or ".." in path.split("/"):
-            raise web.HTTPError(400, "give the path of a notebook (.ipynb) in your home")
-        notebook = await self._read_notebook(user, path)
-        name = self.get_argument("name", "") or path.rsplit("/", 1)[-1][:-6].lower()
-        app = self._publish(user, course, name, notebook, self.get_argument("title", "") or None,
-                            self.get_argument("description", "") or None)
-        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/courses/")
-        self._form(teaches, f'<p class="done">Published <b>{html.escape(course)}/{app.name}</b> version '
-                            f'{app.latest.number}. <a href="{html.escape(prefix)}">Gallery</a></p>')
+        try:
+            if not path.endswith(".ipynb") or ".." in path.split("/"):
+                raise web.HTTPError(400, "give the path of a notebook (.ipynb) in your home")
+            notebook = await self._read_notebook(user, path)
+            name = self.get_argument("name", "") or path.rsplit("/", 1)[-1][:-6].lower()
+            app = self._publish(user, course, name, notebook, self.get_argument("title", "") or None,
+                                self.get_argument("description", "") or None)
+        except web.HTTPError as e:
+            # In the form, with what was typed, so the teacher corrects it there.
+            self.set_status(e.status_code)
+            return self._form(teaches, error=e.get_message())
+        self._form(teaches, published={"course": course, "name": app.name, "version": app.latest.number})
 
     async def _read_notebook(self, user: str, path: str) -> str:
         if not self.s.proxy_url:
@@ -253,50 +249,25 @@ class PublishForm(_Base):
 class Gallery(_Base):
     @web.authenticated
     async def get(self):
-        user, courses, teaches = await self._member()
-        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/courses/")
-        esc = html.escape
-        sections = []
+        _, courses, teaches = await self._member()
+        shown = []
         for course in sorted(courses):
-            cards = []
-            for app in self.s.store.list(course, include_hidden=course in teaches):
-                v = app.latest
-                thumb = (f'<img alt="" src="{esc(prefix)}thumbnail/{course}/{app.name}/{v.number}">'
-                         if v.thumbnail else "")
-                hidden = ' <span class="hidden">unpublished</span>' if app.hidden else ""
-                cards.append(
-                    f'<li class="app" data-app="{app.name}">{thumb}<h3>{esc(app.title)}{hidden}</h3>'
-                    f'<p>{esc(app.description)}</p><p class="meta">version {v.number}</p>'
-                    f'<a class="open" href="{esc(prefix)}open/{course}/{app.name}">Open</a></li>')
-            body = "".join(cards) or '<li class="empty">No apps published yet.</li>'
-            students = ""
-            if course in teaches:  # the sharing service lists them with "Join read-only"
-                href = url_path_join(os.environ.get("JUPYTERHUB_BASE_URL", "/"), "services/sharing/course", course)
-                students = f'<p><a class="students" href="{esc(href)}">Students\' sessions (join read-only)</a></p>'
-            sections.append(f'<section data-course="{course}"><h2>{esc(course)}</h2>{students}'
-                            f'<ul>{body}</ul></section>')
-        if not sections:
-            sections.append("<p>You are not in any course.</p>")
-        self.finish(PAGE.format(title="Course apps", user=esc(user), sections="".join(sections)))
-
-
-PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>{title}</title><style>
-body {{ font-family: sans-serif; margin: 2em; }} ul {{ list-style: none; padding: 0; display: flex;
-flex-wrap: wrap; gap: 1em; }} li.app {{ border: 1px solid #ccc; border-radius: 6px; padding: 1em;
-width: 16em; }} li.app img {{ width: 100%; }} .meta {{ color: #666; font-size: 90%; }}
-.hidden {{ color: #a00; font-size: 70%; }}
-</style></head><body><h1>{title}</h1><p>Signed in as {user}.</p>{sections}</body></html>
-"""
+            students = None
+            if course in teaches and self.s.sharing:  # the sharing service lists them with "Join read-only"
+                students = url_path_join(self.base_url, "services/sharing/course", course)
+            shown.append({"name": course, "teacher": course in teaches, "students_url": students,
+                          "apps": [self.app_json(a) for a in self.s.store.list(course, include_hidden=course in teaches)]})
+        self.finish(self.render_page("gallery.html", page_title="Course apps", courses=shown))
 
 
 def make_app(settings: Settings) -> web.Application:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/courses/")
-    seg = r"([a-z0-9][a-z0-9-]*)"
+    seg = COURSE_SEGMENT
     kw = {"settings": settings}
     return web.Application([
         (prefix + r"?", Gallery, kw),
         (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+        (url_path_join(prefix, "api/session"), SessionCheck),
         (url_path_join(prefix, r"api/courses/?"), CoursesAPI, kw),
         (url_path_join(prefix, r"publish"), PublishForm, kw),
         (url_path_join(prefix, rf"api/courses/{seg}/apps/([^/]+)"), AppAPI, kw),

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import nbformat
 
-NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+from ..config import COURSE
+
+NAME = re.compile(COURSE)  # course and app names: the deployment file's rule for courses
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
 MAX_THUMBNAIL_BYTES = 2 * 1024 * 1024
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

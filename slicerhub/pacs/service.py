@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import html
 import json
 import logging
 import os
@@ -47,7 +46,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop
 
 from ..config import Pacs, default_of
-from ..hubservice import AuditLog, NotFound, ServiceHandler, api_authenticated, page, serve
+from ..hubservice import AuditLog, NotFound, ServiceHandler, api_authenticated, serve
 from ..sharing.hub import HubAPI, HubError
 
 log = logging.getLogger("slicerhub.pacs")
@@ -229,17 +228,9 @@ class _Base(ServiceHandler):
         return user
 
 
-class _Page(_Base):
-    """Pages for people: errors as a page (the API's are JSON)."""
+class OpenStudy(_Base):
+    error_heading = "Cannot open this study"
 
-    def write_error(self, status_code, **kwargs):
-        exc = kwargs.get("exc_info", (None, None))[1]
-        message = (exc.get_message() if isinstance(exc, web.HTTPError) else None) or self._reason
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(page("Cannot open this study", f'<p id="error">{html.escape(message)}</p>'))
-
-
-class OpenStudy(_Page):
     async def _checked(self) -> tuple[str, str, str | None, dict, list[dict]]:
         study, series = self.get_argument("study", ""), self.get_argument("series", "") or None
         if not valid_uid(study):
@@ -258,24 +249,14 @@ class OpenStudy(_Page):
 
     @web.authenticated
     async def get(self):
-        user, study, series, item, listed = await self._checked()
-        esc = html.escape
-        rows = "".join(
-            f'<tr><td>{esc(_value(s_, "00200011"))}</td><td>{esc(_value(s_, "00080060"))}</td>'
-            f'<td>{esc(_value(s_, "0008103E"))}</td><td>{esc(_value(s_, "00201209"))}</td></tr>' for s_ in listed)
-        hidden = "".join(f'<input type="hidden" name="{k}" value="{esc(v)}">'
-                         for k, v in (("study", study), ("series", series)) if v)
-        body = (f'<table id="patient"><tr><th>Patient</th><td>{esc(_value(item, "00100010"))}</td></tr>'
-                f'<tr><th>Patient ID</th><td>{esc(_value(item, "00100020"))}</td></tr>'
-                f'<tr><th>Born</th><td>{esc(_value(item, "00100030"))}</td></tr>'
-                f'<tr><th>Study</th><td>{esc(_value(item, "00081030"))} ({esc(_value(item, "00080020"))}, '
-                f'{esc(" ".join(_values(item, "00080061")))})</td></tr></table>'
-                f'<h2>{"Series" if series else "Series (the first image series is shown)"}</h2>'
-                f'<table><tr><th>#</th><th>Modality</th><th>Description</th><th>Images</th></tr>{rows}</table>'
-                f'<form method="post" action="{esc(url_path_join(self.prefix, "open"))}">{self.xsrf_field()}{hidden}'
-                f'<button id="open-study" type="submit" autofocus>Open in my Slicer</button></form>'
-                f"<p>Signed in as {esc(user)}. Your server starts if it is not running.</p>")
-        self.finish(page("Open this study in Slicer?", body))
+        _, study, series, item, listed = await self._checked()
+        shown = {"patient": _value(item, "00100010"), "patient_id": _value(item, "00100020"),
+                 "born": _value(item, "00100030"), "description": _value(item, "00081030"),
+                 "date": _value(item, "00080020"), "modalities": " ".join(_values(item, "00080061"))}
+        rows = [{"number": _value(s_, "00200011"), "modality": _value(s_, "00080060"),
+                 "description": _value(s_, "0008103E"), "images": _value(s_, "00201209")} for s_ in listed]
+        self.finish(self.render_page("study_open.html", page_title="Open this study", study=shown,
+                                     study_uid=study, series=series, listed=rows))
 
     @web.authenticated
     async def post(self):
@@ -305,31 +286,23 @@ class Ticket(_Base):
         self.finish(json.dumps({"study": claimed[0], "series": claimed[1]}))
 
 
-class Studies(_Page):
+class Studies(_Base):
     @web.authenticated
     async def get(self):
-        user = await self._check_allowed()
+        await self._check_allowed()
         found = await self.s.search("studies", limit="100", includefield="StudyDescription,ModalitiesInStudy")
-        esc = html.escape
-        rows = []
-        for item in found:
-            uid = _value(item, "0020000D")
-            if not valid_uid(uid):
-                continue
-            link = url_path_join(self.prefix, "open") + "?" + urlencode({"study": uid})
-            rows.append(f'<tr data-study="{esc(uid)}"><td>{esc(_value(item, "00100010"))}</td>'
-                        f'<td>{esc(_value(item, "00080020"))}</td><td>{esc(_value(item, "00081030"))}</td>'
-                        f'<td>{esc(" ".join(_values(item, "00080061")))}</td>'
-                        f'<td><a class="button" href="{esc(link)}">Open in Slicer</a></td></tr>')
-        body = (f"<p>Signed in as {esc(user)}. A study opens in your Slicer desktop (your server starts "
-                "if it is not running).</p>")
-        body += ("<table><tr><th>Patient</th><th>Date</th><th>Study</th><th>Modalities</th><th></th></tr>"
-                 + "".join(rows) + "</table>") if rows else "<p>The PACS has no studies.</p>"
-        self.finish(page("Studies in the PACS", body))
+        studies = [{"uid": uid, "patient": _value(item, "00100010"), "date": _value(item, "00080020"),
+                    "description": _value(item, "00081030"), "modalities": " ".join(_values(item, "00080061")),
+                    "open_url": url_path_join(self.prefix, "open") + "?" + urlencode({"study": uid})}
+                   for item in found if valid_uid(uid := _value(item, "0020000D"))]
+        self.finish(self.render_page("studies.html", page_title="Studies", studies=studies))
 
 
 class DicomWeb(_Base):
     """GET only, on the DICOMweb resources in DICOMWEB_PATHS, streamed through."""
+
+    def wants_json(self) -> bool:  # DICOMweb clients parse the error body
+        return True
 
     @api_authenticated
     async def get(self, path: str):

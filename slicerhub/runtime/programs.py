@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from .. import site
 from ..config import SlicerHubConfig
 from ..traitlets_config import (
     COURSES_OAUTH_SCOPES,
@@ -95,6 +96,7 @@ def _service_env(cfg: SlicerHubConfig, name: str, hub_ip: str, secrets: Secrets 
             "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps([f"access:services!service={name}"]),
             "JUPYTERHUB_OAUTH_SCOPES": json.dumps([f"access:services!service={name}"]),
             "JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": json.dumps(list(allowed_scopes)),
+            site.ENV: json.dumps(site.site_vars(cfg)),
         })
     return env
 

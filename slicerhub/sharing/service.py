@@ -31,8 +31,6 @@ logged.
 from __future__ import annotations
 
 import argparse
-import html
-import json
 import logging
 import os
 import time
@@ -44,7 +42,8 @@ from tornado import web
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from ..config import Sharing, default_of
-from ..hubservice import AuditLog, NotFound, ServiceHandler, api_authenticated, page, serve
+from ..hubservice import (COURSE_SEGMENT, AuditLog, NotFound, ServiceHandler, SessionCheck, api_authenticated,
+                          membership, serve)
 from .hub import HubAPI, HubError, read_only_scopes
 from .store import Link, LinkStore
 
@@ -131,14 +130,6 @@ async def sweep(s: Settings) -> None:
 
 
 class _Base(ServiceHandler):
-    @property
-    def prefix(self) -> str:
-        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/sharing/")
-
-    @property
-    def hub_base(self) -> str:
-        return os.environ.get("JUPYTERHUB_BASE_URL", "/")
-
     def _owned(self, link_id: str) -> Link:
         link = self.s.store.get(link_id)
         user = self.current_user["name"]
@@ -194,15 +185,12 @@ class LinksAPI(_Base):
     @api_authenticated
     def get(self):
         links = self.s.store.for_owner(self.current_user["name"], include_ended=bool(self.get_argument("all", "")))
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"links": [link.to_json() for link in links]}))
+        self.write_json({"links": [link.to_json() for link in links]})
 
     @api_authenticated
     async def post(self):
         link, url = await self._create(self._expiry(self.json_body().get("expires_in")))
-        self.set_status(201)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({**link.to_json(), "url": url}))
+        self.write_json({**link.to_json(), "url": url}, 201)
 
 
 class LinkAPI(_Base):
@@ -222,33 +210,12 @@ EXPIRY_CHOICES = [(900, "15 minutes"), (3600, "1 hour"), (8 * 3600, "8 hours"), 
 
 class SharePage(_Base):
     def _render(self, created: tuple[Link, str] | None = None) -> None:
-        esc = html.escape
-        user = self.current_user["name"]
-        xsrf = self.xsrf_field()
-        parts = []
-        if created:
-            link, url = created
-            parts.append(f'<p>New read-only link, valid until {link.to_json()["expires"]} '
-                         f'(shown once; copy it now):</p><p class="url" id="share-url">{esc(url)}</p>')
-        choices = "".join(f'<option value="{sec}"{" selected" if sec == self.s.default_expiry else ""}>'
-                          f'{label}</option>' for sec, label in EXPIRY_CHOICES if sec <= self.s.max_expiry)
-        parts.append(f'<form method="post" action="{esc(self.prefix)}links">{xsrf}'
-                     f'<label>Valid for <select name="expires_in">{choices}</select></label> '
-                     f'<button id="create-link" type="submit">Create a read-only link</button></form>')
-        rows = []
-        for link in self.s.store.for_owner(user):
-            j = link.to_json()
-            who = ", ".join(v["name"] for v in j["viewers"]) or "nobody yet"
-            kind = "link" if link.kind == "link" else f"join by {esc(link.created_by)}"
-            rows.append(f'<tr data-link="{link.id}"><td>{kind}</td><td>{j["expires"]}</td><td>{esc(who)}</td>'
-                        f'<td><form method="post" action="{esc(self.prefix)}links/{link.id}/revoke">{xsrf}'
-                        f'<button type="submit">Revoke</button></form></td></tr>')
-        parts.append("<h2>Active links</h2>" + (
-            "<table><tr><th>Kind</th><th>Expires (UTC)</th><th>Viewers</th><th></th></tr>"
-            + "".join(rows) + "</table>" if rows else "<p>None.</p>"))
-        parts.append("<p>Viewers see your notebooks, files and live desktop; they cannot change, run or "
-                     "type anything. Revoking ends their access at once.</p>")
-        self.finish(page(f"Share {user}'s session read-only", "".join(parts)))
+        links = [link.to_json() for link in self.s.store.for_owner(self.current_user["name"])]
+        self.finish(self.render_page(
+            "share.html", page_title="Share your session", links=links,
+            created={"url": created[1], "expires": created[0].to_json()["expires"]} if created else None,
+            choices=[(sec, label) for sec, label in EXPIRY_CHOICES if sec <= self.s.max_expiry],
+            default_expiry=self.s.default_expiry))
 
     @web.authenticated
     def get(self):
@@ -297,23 +264,18 @@ class View(_Base):
         link = self.s.store.get(link_id)
         if link is None or not link.active() or viewer not in link.viewers:
             raise web.HTTPError(404, "no such shared session (expired, revoked, or not yours to view)")
-        esc = html.escape
-        server = url_path_join(self.hub_base, "user", quote(link.owner))
-        body = (f'<p><span class="ro">read-only</span> You are viewing <b>{esc(link.owner)}</b>\'s session '
-                f'until {link.to_json()["expires"]} (UTC).</p>'
-                f'<p><a class="button" id="open-desktop" href="{esc(server)}/desktop-view/">Live desktop</a>'
-                f'<a class="button" id="open-files" href="{esc(server)}/lab">Notebooks and files</a></p>')
-        self.finish(page(f"{link.owner}'s session", body))
+        self.finish(self.render_page("view.html", page_title=f"{link.owner}'s session", link=link,
+                                     expires=link.to_json()["expires"],
+                                     server=url_path_join(self.base_url, "user", quote(link.owner))))
 
 
 class _Teacher(_Base):
     async def _students(self, course: str) -> tuple[str, list[str]]:
         teacher = self.current_user["name"]
-        model = await self.s.hub.user(teacher) or {}
-        groups = set(model.get("groups", []))
-        if course not in self.s.courses or course not in groups:
+        m = membership(await self.s.hub.user(teacher) or {"name": teacher}, self.s.courses, self.s.teacher_groups)
+        if course not in m.courses:
             raise web.HTTPError(404, f"no course {course!r}")
-        if not groups & self.s.teacher_groups:
+        if course not in m.teaches:
             raise web.HTTPError(403, f"only teachers of {course!r} can join its students' sessions")
         members = await self.s.hub.group_members(course)
         teachers = set()
@@ -321,23 +283,34 @@ class _Teacher(_Base):
             teachers |= set(await self.s.hub.group_members(g))
         return teacher, sorted(m for m in members if m not in teachers)
 
+    async def _student_states(self, course: str) -> list[dict]:
+        _, students = await self._students(course)
+        out = []
+        for student in students:
+            model = await self.s.hub.user(student) or {}
+            out.append({"name": student, "running": bool((model.get("servers") or {}).get(SERVER, {}).get("ready"))})
+        return out
+
 
 class CoursePage(_Teacher):
     @web.authenticated
     async def get(self, course: str):
-        _, students = await self._students(course)
-        esc = html.escape
-        xsrf = self.xsrf_field()
-        rows = []
-        for student in students:
-            model = await self.s.hub.user(student) or {}
-            running = bool((model.get("servers") or {}).get(SERVER, {}).get("ready"))
-            action = (f'<form method="post" action="{esc(self.prefix)}join/{course}/{quote(student)}">{xsrf}'
-                      f'<button type="submit">Join read-only</button></form>' if running else "not running")
-            rows.append(f'<tr data-student="{esc(student)}"><td>{esc(student)}</td><td>{action}</td></tr>')
-        body = ("<table><tr><th>Student</th><th></th></tr>" + "".join(rows) + "</table>"
-                if rows else "<p>No students in this course.</p>")
-        self.finish(page(f"{course}: students' sessions", body))
+        students = await self._student_states(course)
+        self.finish(self.render_page("students.html", page_title=f"{course}: students", course=course,
+                                     students=students))
+
+
+class StudentsAPI(_Teacher):
+    """``GET api/courses/<course>/students``: the home page's list for a teacher,
+    with the xsrf token its "Join read-only" forms post with."""
+
+    @api_authenticated
+    async def get(self, course: str):
+        students = await self._student_states(course)
+        token = self.xsrf_token
+        self.write_json({"course": course, "students": students,
+                         "join_url": url_path_join(self.prefix, "join", course) + "/",
+                         "xsrf": token.decode() if isinstance(token, bytes) else token})
 
 
 class Join(_Teacher):
@@ -368,14 +341,16 @@ def make_app(settings: Settings) -> web.Application:
     return web.Application([
         (prefix + r"?", SharePage, kw),
         (url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler),
+        (url_path_join(prefix, "api/session"), SessionCheck),
         (url_path_join(prefix, r"api/links/?"), LinksAPI, kw),
         (url_path_join(prefix, rf"api/links/{link_id}"), LinkAPI, kw),
         (url_path_join(prefix, r"links"), SharePage, kw),
         (url_path_join(prefix, rf"links/{link_id}/revoke"), RevokeLinkForm, kw),
         (url_path_join(prefix, rf"accepted/{link_id}"), Accepted, kw),
         (url_path_join(prefix, rf"view/{link_id}"), View, kw),
-        (url_path_join(prefix, r"course/([a-z0-9][a-z0-9-]*)"), CoursePage, kw),
-        (url_path_join(prefix, r"join/([a-z0-9][a-z0-9-]*)/([^/]+)"), Join, kw),
+        (url_path_join(prefix, rf"course/{COURSE_SEGMENT}"), CoursePage, kw),
+        (url_path_join(prefix, rf"api/courses/{COURSE_SEGMENT}/students"), StudentsAPI, kw),
+        (url_path_join(prefix, rf"join/{COURSE_SEGMENT}/([^/]+)"), Join, kw),
     ], cookie_secret=os.urandom(32), default_handler_class=NotFound)
 
 

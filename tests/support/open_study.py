@@ -163,7 +163,8 @@ async def _on_kernel(hub, token, user, code) -> str:
 
 
 def references(hub, token, user, pacs, size) -> tuple[Image.Image, Image.Image, dict]:
-    """Slicer's rendering of the CT series and of the sample at the desktop's size,
+    """Slicer's rendering of the CT series and of the sample at the desktop's size
+    (desktop.render_png: the desktop's layout of views, drawn offscreen),
     the kernel volume's geometry and values, and the seconds the kernel took to
     read the retrieved series from the home (the local-disk baseline)."""
     code = f"""
@@ -171,7 +172,7 @@ import base64, json, time
 import numpy as np
 from vtkmodules.util.numpy_support import vtk_to_numpy
 from vtkmodules.vtkCommonMath import vtkMatrix4x4
-from slicerhub_slicer import load_study, session, studies
+from slicerhub_slicer import desktop, load_study, session, studies
 s = session.current()
 node = load_study({pacs.study!r}, {pacs.ct_series!r})
 m = vtkMatrix4x4(); node.GetIJKToRASMatrix(m)
@@ -180,10 +181,9 @@ t0 = time.perf_counter()
 again = s.load_volume(studies.first_file(studies.retrieve({pacs.study!r}, {pacs.ct_series!r})[0]), name="again")
 local_s = time.perf_counter() - t0
 s.show_volume(node)
-study_png = s.render_png("Red", {tuple(size)!r})
+study_png = desktop.render_png(s, {tuple(size)!r})  # the desktop's layout, offscreen
 s.show_volume(s.sample_volume())
-s.slice_view("Axial").fit_view_to_content()  # as the desktop fits what it shows
-sample_png = s.render_png("Red", {tuple(size)!r})
+sample_png = desktop.render_png(s, {tuple(size)!r})
 print(json.dumps({{"ijk_to_ras": [[m.GetElement(i, j) for j in range(4)] for i in range(4)],
                   "dims": node.GetImageData().GetDimensions(), "min": float(a.min()), "max": float(a.max()),
                   "checksum": float(a.astype(np.float64).sum()), "name": node.GetName(), "local_s": local_s,

@@ -457,7 +457,7 @@ def test_json_schema_is_json_with_the_top_level_properties():
     again = json.loads(json.dumps(schema))
     assert again == schema
     assert schema["type"] == "object"
-    assert set(schema["properties"]) == {"hub", "ldap", "backend", "profiles", "storage", "courses", "sharing", "culler", "pacs", "companions", "jupyterhub"}
+    assert set(schema["properties"]) == {"hub", "site", "ldap", "backend", "profiles", "storage", "courses", "sharing", "culler", "pacs", "companions", "jupyterhub"}
     assert set(schema["required"]) == {"ldap", "profiles"}
     assert schema.get("additionalProperties") is False
     profile = schema["$defs"]["Profile"]

@@ -156,6 +156,8 @@ def test_hub_traitlets_keep_z2jh_proxy_and_binding():
     services = {s["name"]: s for s in traits["JupyterHub"]["services"]}
     assert services["courses"]["url"] == f"http://slicerhub-courses:{cfg.hub.courses_port}"
     assert services["sharing"]["url"] == f"http://slicerhub-sharing:{cfg.hub.sharing_port}"
+    # User servers publish from JupyterLab through the courses service's Service too.
+    assert traits["SlicerSpawner"]["courses_url"] == f"http://slicerhub-courses:{cfg.hub.courses_port}/services/courses"
     assert "url" not in services["idle-culler"]
     assert {n: s["api_token"] for n, s in services.items()} == tokens
     assert traits["SlicerKubeSpawner"]["k8s_api_threadpool_workers"] == cfg.hub.concurrent_spawn_limit

@@ -68,7 +68,8 @@ def test_hub_reads_the_deployment_file_at_each_start(plan, tmp_path):
 def test_services_get_what_the_hub_gives_its_own_services(plan, cfg):
     courses = plan["courses"].env
     assert courses["JUPYTERHUB_SERVICE_NAME"] == "courses"
-    assert courses["JUPYTERHUB_SERVICE_URL"] == "http://127.0.0.1:8002"
+    # Where the hub API listens: user servers call it too (publishing from JupyterLab).
+    assert courses["JUPYTERHUB_SERVICE_URL"] == "http://172.18.0.1:8002"
     assert courses["JUPYTERHUB_SERVICE_PREFIX"] == "/services/courses/"
     assert courses["JUPYTERHUB_API_URL"] == "http://172.18.0.1:8081/hub/api"
     assert courses["JUPYTERHUB_CLIENT_ID"] == "service-courses"

@@ -90,7 +90,7 @@ def test_a_notebook_that_is_not_unicode_is_refused(store):
     assert _tree(store) == before
 
 
-async def test_unknown_paths_are_a_json_404_and_logged_as_data(caplog):
+async def test_unknown_paths_are_a_404_json_under_api_else_a_page_and_logged_as_data(caplog):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -99,13 +99,20 @@ async def test_unknown_paths_are_a_json_404_and_logged_as_data(caplog):
     try:
         for method, body in (("GET", None), ("POST", b"{}"), ("DELETE", None)):
             with pytest.raises(HTTPClientError) as e:
-                await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/x/%25s%25s%25n", method=method,
+                await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/api/%25s%25s%25n", method=method,
                                               body=body, allow_nonstandard_methods=True)
             assert e.value.code == 404
             data = json.loads(e.value.response.body)
-            assert data == {"status": 404, "message": "no such page or API: /x/%25s%25s%25n"}
+            assert data == {"status": 404, "message": "no such page or API: /api/%25s%25s%25n"}
+        # A person's page: the same message in the hub's frame, escaped.
+        with pytest.raises(HTTPClientError) as e:
+            await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/x/%3Cb%3E%25s%25n")
+        assert e.value.code == 404 and e.value.response.headers["Content-Type"].startswith("text/html")
+        page = e.value.response.body.decode()
+        assert "no such page or API: /x/%3Cb%3E%25s%25n" in page and 'id="jupyterhub-logo"' not in page
+        assert "/hub/static/css/style.min.css" in page and "slicerhub-brand" in page
     finally:
         server.stop()
     # The path is logged as it is, not used as a format string ("--- Logging error ---").
-    assert any("no such page or API: /x/%25s%25s%25n" in r.getMessage() for r in caplog.records
+    assert any("no such page or API: /api/%25s%25s%25n" in r.getMessage() for r in caplog.records
                if r.levelno == logging.WARNING)

@@ -275,7 +275,9 @@ def test_no_courses_is_an_empty_dict_and_no_service():
 def test_courses_service_and_its_role(traits):
     hub = traits["JupyterHub"]
     (service,) = [s for s in hub["services"] if s["name"] == "courses"]
-    assert service["url"] == "http://127.0.0.1:8002"
+    # Where the hub API listens (the fixture: 172.18.0.1): servers publish from JupyterLab through it.
+    assert service["url"] == "http://172.18.0.1:8002"
+    assert traits["SlicerSpawner"]["courses_url"] == "http://172.18.0.1:8002/services/courses"
     (role,) = [r for r in hub["load_roles"] if r["name"] == "courses-service"]
     # It reads group membership and nothing else: no server access.
     assert role == {"name": "courses-service", "scopes": ["read:users:name", "read:users:groups"],
@@ -454,8 +456,10 @@ def test_jupyterhub_settings_apply_after_slicerhubs_and_mappings_add_to_ours():
                                           "SlicerDockerSpawner": {"extra_host_config": {"shm_size": "1G"}}}))
     assert listed["Spawner"]["cmd"] == ["jupyterhub-singleuser", "--debug"]
     assert listed["SlicerDockerSpawner"]["extra_host_config"] == {"shm_size": "1G"}
-    assert traits["JupyterHub"]["template_vars"] == {"slicerhub_spawn_retry_seconds": [5, 15],
-                                                     "announcement": "Maintenance at 18:00"}
+    template_vars = traits["JupyterHub"]["template_vars"]
+    assert template_vars["announcement"] == "Maintenance at 18:00"
+    assert template_vars["slicerhub_spawn_retry_seconds"] == [5, 15]
+    assert template_vars["slicerhub_site"]["name"] == "SlicerHub"
 
 
 @pytest.mark.parametrize("settings, message", [
