@@ -26,7 +26,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import IMAGE, docker_hub
-from tests.support.browser import ARTIFACTS, browser
+from tests.support.browser import ARTIFACTS, accessibility_problems, browser, page_picture, wait_for
 from tests.support.hub import free_port
 from tests.support.open_study import (SAME_PICTURE, StudyOpener, distance, first_study_frame, link,
                                       login_without_server, references)
@@ -162,3 +162,31 @@ def test_refusals_load_nothing(docker_client, hub, pacs):
     relative = retrieved[0].removeprefix("/home/slicer/")
     for path in (f"files/{relative}", f"api/contents/{relative}", "api/contents/.local/share/slicerhub/dicom"):
         assert viewer.get(f"{hub.url}/user/{user}/{path}", timeout=60).status_code in (403, 404), path
+
+
+def test_the_gateways_pages_in_the_hubs_look(hub, pacs):
+    """The studies list, the page naming the patient and a refusal: the hub's
+    frame and no serious or critical axe-core violation (light and dark)."""
+    driver = browser()
+    try:
+        login_without_server(driver, hub, OWNER)
+        driver.get(hub.url + "/services/pacs/")
+        rows = wait_for(lambda: driver.find_elements("css selector", f'[data-study="{pacs.study}"]'), 60,
+                        what="the study in the list")
+        assert driver.find_element("id", "nav-pacs").get_attribute("aria-current") == "page"
+        page_picture(driver, "pacs-studies.png")
+        assert not (problems := accessibility_problems(driver, dark=True)), problems
+        rows[0].find_element("css selector", "a").click()
+        wait_for(lambda: driver.find_elements("id", "open-study"), 60, what="the patient's page")
+        assert "Patient" in driver.find_element("id", "patient").text
+        page_picture(driver, "pacs-open-study.png")
+        assert not (problems := accessibility_problems(driver, dark=True)), problems
+        # A study that is not there: a page that says so, in the same frame.
+        driver.get(hub.url + "/services/pacs/open?study=1.2.826.0.1.3680043.8.498.999999")
+        heading = wait_for(lambda: driver.find_elements("css selector", "main h1"), 30, what="the error page")
+        assert heading[0].text.endswith(": Cannot open this study"), heading[0].text
+        assert driver.find_element("css selector", ".slicerhub-brand")
+        page_picture(driver, "pacs-error.png")
+        assert not (problems := accessibility_problems(driver)), problems
+    finally:
+        driver.quit()

@@ -39,3 +39,38 @@ def hub_login(driver, hub, user: str, password: str) -> None:
     driver.find_element("id", "password_input").send_keys(password)
     driver.find_element("id", "login_submit").click()
     wait_for(lambda: f"/user/{user}/" in driver.current_url, 120, what="the user's server")
+
+
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+BLOCKING_IMPACTS = ("serious", "critical")
+
+
+def accessibility_problems(driver, *, dark: bool = False) -> list[str]:
+    """axe-core (package.json) run in the page as it is now: the violations of
+    impact serious or critical, one line each with the elements they are on.
+
+    dark: checked again in the dark theme (colour contrast differs)."""
+    if not AXE.is_file():
+        raise FileNotFoundError(f"{AXE}: `make deps` installs axe-core (npm ci)")
+    driver.execute_script(AXE.read_text())
+    # Bootstrap animates colours (.15 s): measured mid-change, a theme switch looks like poor contrast.
+    driver.execute_script("const s = document.createElement('style'); s.id = 'axe-no-transitions';"
+                          "s.textContent = '*, *::before, *::after { transition: none !important; }';"
+                          "document.head.appendChild(s);")
+    themes = ("light", "dark") if dark else (None,)
+    lines = []
+    for theme in themes:
+        if theme:
+            driver.execute_script("document.documentElement.setAttribute('data-bs-theme', arguments[0])", theme)
+        result = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "axe.run(document, {resultTypes: ['violations']})"
+            ".then(r => done(r.violations), e => done({error: String(e)}));")
+        if isinstance(result, dict):
+            raise RuntimeError(f"axe-core failed on {driver.current_url}: {result['error']}")
+        for v in result:
+            if v["impact"] in BLOCKING_IMPACTS:
+                where = "; ".join(" ".join(n["target"]) if isinstance(n["target"], list) else str(n["target"])
+                                  for n in v["nodes"][:5])
+                lines.append(f"{theme or 'page'}: {v['id']} ({v['impact']}): {v['help']} — {where}")
+    return lines
