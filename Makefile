@@ -8,7 +8,7 @@ PORT   ?= 8000
 LDAP_PORT ?= 3389
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-unit test-integration test-e2e bench images monailabel-image deps system-deps check-config clean
+.PHONY: demo test test-unit test-integration test-e2e bench images monailabel-image deps system-deps check-config guide-pictures clean
 
 demo: deps images
 	$(PY) -m slicerhub.devenv.demo --port $(PORT) --ldap-port $(LDAP_PORT)
@@ -27,6 +27,10 @@ test-e2e: deps images
 
 bench: deps
 	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# The user guide's pictures, from the screenshots of the last test run.
+guide-pictures: $(VENV)/.installed
+	$(PY) scripts/guide-pictures.py
 
 check-config: $(VENV)/.installed
 	$(VENV)/bin/slicerhub config check $(or $(FILE),hub_config/demo.yaml)
