@@ -5,6 +5,8 @@ What this adds to the upstream class:
   an overall deadline, so a slow or dead directory never blocks the hub's event
   loop (upstream runs them inline in `async def authenticate`);
 - login names are checked before they reach LDAP (slicerhub.usernames);
+- the directory's displayName (else cn) becomes JupyterHub's user_info, which
+  JupyterLab shows collaborators (name, initials, a cursor colour per person);
 - the LDAP groups a user is in are synced into JupyterHub groups at every login
   (Authenticator.manage_groups), and admin rights come from groups;
 - StartTLS and LDAPS verify the directory's certificate (chain and host name;
@@ -18,6 +20,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import collections
+import hashlib
 import math
 import re
 import ssl
@@ -368,6 +371,30 @@ class QueuedLoginHandler(LoginHandler):
         super().on_connection_close()
 
 
+# Collaborators' cursors and names in JupyterLab: one colour per person,
+# the same in every session (a hash of the user name), readable on JupyterLab's
+# light and dark themes.
+CURSOR_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e")
+
+
+def _first(attributes: dict, name: str) -> str:
+    value = attributes.get(name)
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    return value.strip() if isinstance(value, str) else ""
+
+
+def user_info(name: str, attributes: dict) -> dict:
+    """JupyterHub's ``user_info`` (shown by JupyterLab as a collaborator's
+    name, initials and cursor colour) from the directory's ``displayName``,
+    else ``cn``, else the login name."""
+    display = _first(attributes, "displayName") or _first(attributes, "cn") or name
+    words = [w for w in re.split(r"[\s._-]+", display) if w]
+    initials = "".join(w[0] for w in words[:2]).upper() or name[:1].upper()
+    colour = CURSOR_COLOURS[int(hashlib.sha256(name.encode()).hexdigest(), 16) % len(CURSOR_COLOURS)]
+    return {"name": display, "display_name": display, "initials": initials, "color": colour}
+
+
 class SlicerLDAPAuthenticator(LDAPAuthenticator):
     connect_timeout = Float(default_of(LdapTimeouts, "connect"), config=True,
                             help="Seconds to open a connection to LDAP.")
@@ -404,6 +431,11 @@ class SlicerLDAPAuthenticator(LDAPAuthenticator):
     @default("manage_groups")
     def _manage_groups_default(self):
         return True
+
+    @default("auth_state_attributes")
+    def _auth_state_attributes_default(self):
+        # What user_info shows collaborators (names and cursors in JupyterLab).
+        return ["displayName", "cn"]
 
     @default("allowed_groups")
     def _allowed_groups_default(self):
@@ -512,6 +544,7 @@ class SlicerLDAPAuthenticator(LDAPAuthenticator):
         member_of = set(result["auth_state"].get("ldap_groups", []))
         result["groups"] = sorted(group_name(dn) for dn in member_of if dn in self.synced_groups)
         result["admin"] = bool(member_of & set(self.admin_groups))
+        result["user_info"] = user_info(result["name"], result["auth_state"].get("user_attributes") or {})
         return result
 
     def _directory_answers(self, answering: bool) -> None:

@@ -152,6 +152,7 @@ class LdapUser:
     sn: str
     password: str
     mail: str | None = None
+    display_name: str | None = None  # displayName: what collaborators see
 
 
 @dataclass
@@ -165,7 +166,7 @@ class Directory:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> "Directory":
-        """Load ``{suffix, users: [{uid, cn, sn, password, mail}], groups: {cn: [uids]}}``."""
+        """Load ``{suffix, users: [{uid, cn, sn, password, mail, display_name}], groups: {cn: [uids]}}``."""
         try:
             import yaml
         except ImportError as exc:  # pragma: no cover - depends on the env
@@ -186,6 +187,7 @@ class Directory:
                     sn=str(item["sn"]),
                     password=str(item["password"]),
                     mail=None if item.get("mail") is None else str(item["mail"]),
+                    display_name=None if item.get("display_name") is None else str(item["display_name"]),
                 )
             )
         groups = {
@@ -262,6 +264,8 @@ class Directory:
             ]
             if user.mail:
                 attrs.append(("mail", user.mail))
+            if user.display_name:
+                attrs.append(("displayName", user.display_name))
             attrs.append(("userPassword", ssha(user.password)))
             entries.append(_ldif_entry(self.user_dn(user.uid), attrs))
         for cn, members in self.groups.items():

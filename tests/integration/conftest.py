@@ -16,7 +16,7 @@ def test_directory() -> Directory:
     users = [
         LdapUser("admin1", "Ada Admin", "Admin", "admin-pw"),
         LdapUser("teacher1", "Tess Teacher", "Teacher", "teacher-pw"),
-        LdapUser("student1", "Sam Student", "Student", "student1-pw"),
+        LdapUser("student1", "Sam Student", "Student", "student1-pw", display_name="Samantha Student"),
         LdapUser("student2", "Kim Student", "Student", "student2-pw"),
         LdapUser("mover", "Max Mover", "Mover", "mover-pw"),
         LdapUser("outsider", "Olive Outsider", "Outsider", "outsider-pw"),

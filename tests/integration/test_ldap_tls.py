@@ -134,6 +134,9 @@ async def test_good_login_verifies_the_certificate(make_auth, tls_slapd, pki, tl
     result = await auth.authenticate(None, {"username": "student1", "password": "student1-pw"})
     assert result["name"] == "student1"
     assert result["groups"] == ["anat101", "students"]
+    # What collaborators see in JupyterLab: the directory's displayName.
+    assert result["user_info"]["display_name"] == "Samantha Student"
+    assert result["user_info"]["initials"] == "SS" and result["user_info"]["color"].startswith("#")
     assert await auth.authenticate(None, {"username": "student1", "password": "wrong"}) is None
 
 

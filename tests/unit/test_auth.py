@@ -179,8 +179,11 @@ async def test_login_binds_with_the_normalised_name_on_a_worker_thread(auth, dir
     assert result["groups"] == ["anat101", "students"]
     assert result["admin"] is False
     assert set(result["auth_state"]["ldap_groups"]) == {STUDENTS_DN, ANAT_DN}
-    # membership was asked for every group we care about
-    assert [base for base, _ in directory["conn"].searched] == SYNCED
+    # membership was asked for every group we care about, and the user's own
+    # entry once (displayName and cn: what collaborators see)
+    searched = [base for base, _ in directory["conn"].searched]
+    assert [base for base in searched if base != userdn] == SYNCED
+    assert searched.count(userdn) == 1
 
 
 async def test_admin_group_makes_admin(auth, directory):
@@ -478,3 +481,16 @@ def test_tls_always_verifies(make_auth, tmp_path, tls):
 def test_tls_cannot_be_told_not_to_verify():
     assert VerifiedTls(validate=ssl.CERT_NONE).validate == ssl.CERT_REQUIRED
     assert VerifiedTls().context().check_hostname  # system CAs
+
+
+def test_collaborators_see_the_directorys_display_name_initials_and_a_steady_colour():
+    from slicerhub.auth import CURSOR_COLOURS, user_info
+
+    info = user_info("student1", {"displayName": ["Samantha Student"], "cn": ["Sam Student"]})
+    assert info["display_name"] == info["name"] == "Samantha Student" and info["initials"] == "SS"
+    assert info["color"] in CURSOR_COLOURS
+    assert user_info("student1", {})["color"] == info["color"]  # the same person, the same colour
+    assert user_info("student2", {"cn": ["Kim Student"]})["display_name"] == "Kim Student"
+    plain = user_info("jdoe", {"displayName": []})
+    assert plain["display_name"] == "jdoe" and plain["initials"] == "J"
+    assert len({user_info(f"user{i}", {})["color"] for i in range(40)}) > 4  # spread over the palette
