@@ -1,6 +1,6 @@
 """`slicerhub` command line: check a deployment file, show what it becomes;
-run its processes (`slicerhub run`, `slicerhub systemd`); publish course apps (`slicerhub apps`); share your session read-only
-(`slicerhub share`)."""
+run its processes (`slicerhub run`, `slicerhub systemd`); publish course apps (`slicerhub apps`); share your
+session, read-only or to collaborate (`slicerhub share`)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+import slicerhub_access as access
 from jupyterhub.roles import get_default_roles
 
 from .config import ConfigError, SlicerHubConfig, group_name
@@ -26,26 +27,13 @@ CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:se
 # Teachers see who is in which group (their courses); they get no server access here.
 TEACHER_SCOPES = ["read:users:name", "read:users:groups", "read:groups"]
 COURSES_SERVICE_SCOPES = ["read:users:name", "read:users:groups"]
-COURSES_OAUTH_SCOPES = ["access:servers!user", "custom:jupyter_server:read:*!user"]
+COURSES_OAUTH_SCOPES = ["access:servers!user", f"{access.scope('read')}!user"]
 
-# Levels inside a user's server, checked by the image's scoped authorizer and
-# route guard (images/base/python/slicerhub_server): owners execute, viewers
-# of a shared session read.
-CUSTOM_SCOPES = {
-    "custom:jupyter_server:read:*": {
-        "description": "See notebooks, files and the desktop of a server; change nothing.",
-    },
-    "custom:jupyter_server:write:*": {
-        "description": "Change files on a server (no code execution).",
-        "subscopes": ["custom:jupyter_server:read:*"],
-    },
-    "custom:jupyter_server:execute:*": {
-        "description": "Everything on a server: run code, terminals, the desktop.",
-        "subscopes": ["custom:jupyter_server:write:*", "custom:jupyter_server:read:*"],
-    },
-}
-# What a server's OAuth tokens may carry: the owner gets execute, a viewer read.
-SERVER_OAUTH_SCOPES = ["custom:jupyter_server:execute:*!server", "custom:jupyter_server:read:*!server"]
+# Levels inside a user's server (read, collaborate, execute…), checked by the
+# image's scoped authorizer and route guard: one module on both sides.
+CUSTOM_SCOPES = access.custom_scopes()
+# What a server's OAuth tokens may carry: each holder's own level there.
+SERVER_OAUTH_SCOPES = access.server_oauth_scopes()
 # The sharing service sees who is in which group and whose server runs, and
 # lists and withdraws shares; it grants nothing by itself (links are made with
 # the owner's token), except read-only access for a course's teachers.
@@ -54,7 +42,7 @@ SHARING_SERVICE_SCOPES = ["read:users:name", "read:users:groups", "read:groups",
 # Scopes the service's OAuth token carries for the signed-in user, so a link
 # is made with the owner's own permission to share their server.
 SHARING_OAUTH_SCOPES = ["shares!user", "read:shares!user", "access:servers!user",
-                        "custom:jupyter_server:read:*!user"]
+                        *(f"{access.scope(level)}!user" for level in access.SHAREABLE)]
 # The PACS gateway reads each person's groups (who may open studies); it gets no server access.
 PACS_SERVICE_SCOPES = ["read:users:name", "read:users:groups"]
 # JupyterHub's own `server` role (a server's $JUPYTERHUB_API_TOKEN), as the installed JupyterHub defines it …
@@ -117,6 +105,7 @@ def _spawner(cfg: SlicerHubConfig, hub_connect_ip: str | None = None) -> dict[st
         # 127.0.0.1 only, out of the containers' reach), like the PACS gateway.
         "courses_url": service_url(cfg, "courses", hub_connect_ip) + "/services/courses"
         if c.groups else "",
+        "shared_access": cfg.sharing.enabled,
     }
 
 
@@ -149,7 +138,7 @@ def _sharing_service(cfg: SlicerHubConfig, tokens) -> tuple[list[dict], list[dic
     # Teachers join their courses' sessions read-only: the service may grant
     # exactly that, on servers of the course's members.
     course_scopes = [s for g in cfg.courses.groups
-                     for s in (f"access:servers!group={g}", f"custom:jupyter_server:read:*!group={g}")]
+                     for s in (f"access:servers!group={g}", f"{access.scope('read')}!group={g}")]
     role = {"name": "sharing-service", "scopes": SHARING_SERVICE_SCOPES + course_scopes,
             "services": ["sharing"]}
     return [service], [role]
@@ -173,7 +162,7 @@ def _user_role(cfg: SlicerHubConfig) -> dict:
     # access:servers, which only its owner and the people it is shared with
     # hold. It is a role scope because OAuth tokens of user servers are cut
     # to role scopes (shares only add access), so a viewer's token can carry it.
-    scopes = ["self", "custom:jupyter_server:execute:*!user", "custom:jupyter_server:read:*"]
+    scopes = ["self", f"{access.scope('execute')}!user", access.scope("read")]
     if cfg.courses.groups:
         scopes.append("access:services!service=courses")
     if cfg.sharing.enabled:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from jupyterhub import orm
 from jupyterhub.spawner import Spawner
 from tornado import web
-from traitlets import Dict, List, Unicode, default
+from traitlets import Bool, Dict, List, Unicode, default
 
 from slicerhub.config import Storage, default_of
 
@@ -20,6 +20,11 @@ PROFILE_LABEL = "org.slicerhub.profile"
 # it (slicerhub.traitlets_config._user_role); the service then checks, as for
 # any token, that its owner teaches the course.
 COURSES_ACCESS = "access:services!service=courses"
+# ... and, where sessions can be shared: reading its own server's shares. A
+# guest's level there (read-only or collaborate) is the share's; the guard
+# (slicerhub_server.guard) looks it up, because the hub does not put a
+# share's scopes on the guest's OAuth token (only the guest's role scopes).
+SHARES_READ = "read:shares!server"
 # What a start request may choose (user_options keys).
 START_OPTIONS = {"profile"}
 
@@ -48,6 +53,9 @@ class SlicerSpawner(Spawner):
                        help="The PACS gateway as servers reach it ('' for no PACS): $SLICERHUB_PACS_URL, "
                        "called with the server's own API token (DICOMweb under dicom-web/, tickets).")
 
+    shared_access = Bool(False, config=True,
+                         help="Whether servers may be shared (the deployment's sharing.enabled): "
+                         "their API token then reads their own shares (SHARES_READ).")
     courses_url = Unicode("", config=True,
                           help="The courses service as servers reach it ('' for no courses): "
                           "$SLICERHUB_COURSES_URL, called with the server's own API token (publishing "
@@ -213,8 +221,11 @@ def server_role_scopes(db) -> list[str]:
 
 def token_scopes(spawner) -> list[str]:
     """Spawner.server_token_scopes: the `server` role, plus the courses service
-    where the deployment has courses and the server can reach it."""
+    where the deployment has courses and the server can reach it, plus its own
+    shares where sessions can be shared."""
     scopes = server_role_scopes(spawner.user.db)
     if spawner.courses and spawner.courses_url and COURSES_ACCESS not in scopes:
         scopes.append(COURSES_ACCESS)
+    if spawner.shared_access and SHARES_READ not in scopes:
+        scopes.append(SHARES_READ)
     return scopes

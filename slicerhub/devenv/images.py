@@ -73,7 +73,8 @@ DEFAULT_TAGS = {
 PARENTS = {"slicer-core": "base", "slicer": "base"}
 # Files of this repository an image installs, copied into its build context
 # under python/ (and hashed with it): the hub image installs SlicerHub itself.
-REPO_FILES = {"hub": ("pyproject.toml", "README.md", "constraints.txt", "slicerhub", "spawners")}
+REPO_FILES = {"hub": ("pyproject.toml", "README.md", "constraints.txt", "slicerhub", "spawners",
+                     "images/base/python/slicerhub_access")}
 
 # The images' Python, for `pip download` of a wheelhouse on another machine.
 # pip does not widen a manylinux_2_N platform to older glibc versions, so

@@ -1,5 +1,5 @@
-"""`slicerhub share …`: make, list and revoke read-only links to your running
-session, over the sharing service's REST API, with a hub API token.
+"""`slicerhub share …`: make, list and revoke read-only and collaborate links
+to your running session, over the sharing service's REST API, with a hub API token.
 
 The token needs the scopes `access:services!service=sharing`, `shares!user`,
 `read:shares!user`, `access:servers!user` and `custom:jupyter_server:read:*`
@@ -27,8 +27,9 @@ def parse_duration(text: str) -> int:
 
 def _create(args) -> int:
     s, base = hub_session(args, SERVICE)
-    link = answer(s.post(base, json={"expires_in": args.expires}, timeout=60))
-    print(f"read-only link {link['id']}, valid until {link['expires']} (UTC):\n{link['url']}")
+    link = answer(s.post(base, json={"expires_in": args.expires, "access": args.access}, timeout=60))
+    what = "collaborate" if link.get("access") == "collaborate" else "read-only"
+    print(f"{what} link {link['id']}, valid until {link['expires']} (UTC):\n{link['url']}")
     return 0
 
 
@@ -40,7 +41,8 @@ def _list(args) -> int:
     for link in links:
         viewers = ", ".join(v["name"] for v in link["viewers"]) or "-"
         kind = link["kind"] if link["kind"] == "link" else f"join by {link['created_by']}"
-        print(f"{link['id']}  {link['state']:8} until {link['expires']}  {kind:20} viewers: {viewers}")
+        what = "collaborate" if link.get("access") == "collaborate" else "read-only"
+        print(f"{link['id']}  {link['state']:8} until {link['expires']}  {kind:20} {what:11} viewers: {viewers}")
     return 0
 
 
@@ -54,12 +56,14 @@ def _revoke(args) -> int:
 
 
 def add_parser(sub) -> None:
-    share = sub.add_parser("share", help="read-only links to your running session")
+    share = sub.add_parser("share", help="read-only and collaborate links to your running session")
     share.add_argument("--hub", help="hub URL (default: $JUPYTERHUB_URL)")
     share.add_argument("--token", help="hub API token (default: $JUPYTERHUB_API_TOKEN)")
     ssub = share.add_subparsers(dest="action", required=True)
     p = ssub.add_parser("create", help="make a link (printed once)")
     p.add_argument("--expires", type=parse_duration, default=3600, help="how long it works: 30m, 8h, 1d (default 1h)")
+    p.add_argument("--collaborate", dest="access", action="store_const", const="collaborate", default="read",
+                   help="let them edit notebooks and files and run code with you (default: read-only)")
     p.set_defaults(func=_create)
     p = ssub.add_parser("list", help="your links and who opened them")
     p.add_argument("--all", action="store_true", help="include expired and revoked links")

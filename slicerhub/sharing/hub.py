@@ -1,4 +1,8 @@
-"""The few hub REST calls the sharing service makes, and the scopes it grants."""
+"""The few hub REST calls the sharing service makes.
+
+The scopes it grants are ``slicerhub_access.share_scopes``: the same module
+the single-user server's guard decides with.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,6 @@ from urllib.parse import quote, urlencode
 
 from jupyterhub.utils import url_path_join
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-
-
-def read_only_scopes(owner: str, server: str = "") -> list[str]:
-    """What a viewer of ``owner``'s server gets: reach it, and read in it.
-
-    The single-user server's scoped authorizer and route guard turn
-    ``custom:jupyter_server:read`` into read-only (see images/base/python).
-    """
-    where = f"!server={owner}/{server}"
-    return [f"access:servers{where}", f"custom:jupyter_server:read:*{where}"]
 
 
 def _items(model) -> list[dict]:

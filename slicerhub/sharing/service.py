@@ -1,10 +1,11 @@
-"""The sharing service: read-only links to a running session, and teachers'
-"join read-only", as a JupyterHub service at /services/sharing/.
+"""The sharing service: read-only and collaborate links to a running session,
+and teachers' "join read-only", as a JupyterHub service at /services/sharing/.
 
 Owners (their own OAuth or API token; browser forms carry JupyterHub's xsrf token):
 
 * ``GET  /``                    their links, a form to make one, revoke buttons
-* ``POST /api/links``           ``{"expires_in": seconds}`` → the link (its URL is shown once)
+* ``POST /api/links``           ``{"expires_in": seconds, "access": "read" | "collaborate"}``
+                                → the link (its URL is shown once)
 * ``GET  /api/links``           their links (``?all=1``: ended ones too)
 * ``DELETE /api/links/<id>``    revoke: the code is deleted and viewers lose access at once
 
@@ -12,7 +13,9 @@ Viewers:
 
 * the link is the hub's own ``/hub/accept-share?code=…`` page, whose ``next``
   brings them to ``accepted/<id>`` (recorded, audited) and ``view/<id>``: the
-  owner's live desktop (view-only listener) and files, read-only.
+  owner's live desktop (view-only listener) and files, read-only; with a
+  collaborate link, the owner's JupyterLab to edit and run notebooks together
+  (what each level may do: ``slicerhub_access``, enforced by the server's guard).
 
 Teachers: ``course/<course>`` lists the course's students with "Join
 read-only"; ``POST join/<course>/<student>`` grants the teacher a read-only
@@ -22,8 +25,8 @@ A link is a JupyterHub share code made with the *owner's* token (the hub
 checks the owner may grant read access to their own server). Shares made from
 codes do not expire in the hub, so the service remembers which viewer came
 through which link and, every ``--sweep-every`` seconds, withdraws the shares
-of links that expired or were revoked; a read-only share on a server that no
-link accounts for is withdrawn too. Creation, acceptance, joins, revocation and
+of links that expired or were revoked; what a share on a server holds beyond
+its holder's live links is withdrawn too. Creation, acceptance, joins, revocation and
 expiry go to the audit log (JSON lines). The code in a link is never stored or
 logged.
 """
@@ -36,6 +39,7 @@ import os
 import time
 from urllib.parse import quote
 
+import slicerhub_access as access
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
@@ -44,7 +48,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 from ..config import Sharing, default_of
 from ..hubservice import (COURSE_SEGMENT, AuditLog, NotFound, ServiceHandler, SessionCheck, api_authenticated,
                           membership, serve)
-from .hub import HubAPI, HubError, read_only_scopes
+from .hub import HubAPI, HubError
 from .store import Link, LinkStore
 
 log = logging.getLogger("slicerhub.sharing")
@@ -67,13 +71,18 @@ async def withdraw(s: Settings, link: Link, reason: str) -> None:
     """End a link: delete its code, take back what its viewers got from it."""
     if link.code_id:
         await s.hub.delete_share_code(link.owner, link.server, link.code_id)
-    # A viewer who also came through another live link keeps that access.
-    still = {v for other in s.store.active_for_server(link.owner, link.server)
-             if other.id != link.id for v in other.viewers}
-    for viewer in sorted(set(link.viewers) - still):
-        await s.hub.revoke(link.owner, link.server, viewer, link.scopes)
+    # What a viewer still holds through other live links stays (a collaborator
+    # who also has a read-only link keeps reading; one in two collaborate
+    # links keeps collaborating).
+    others = [other for other in s.store.active_for_server(link.owner, link.server) if other.id != link.id]
+    for viewer in sorted(link.viewers):
+        kept = {sc for other in others if viewer in other.viewers for sc in other.scopes}
+        taken = sorted(set(link.scopes) - kept)
+        if taken:
+            await s.hub.revoke(link.owner, link.server, viewer, taken)
     s.store.end(link.id)
-    s.audit.write("end", link.owner, link=link.id, kind=link.kind, reason=reason, viewers=sorted(link.viewers))
+    s.audit.write("end", link.owner, link=link.id, kind=link.kind, access=link.access, reason=reason,
+                  viewers=sorted(link.viewers))
     # A viewer who accepted but was not seen yet (never reached accepted/<id>)
     # loses the share now too, even when this was the server's last link.
     try:
@@ -83,32 +92,42 @@ async def withdraw(s: Settings, link: Link, reason: str) -> None:
 
 
 async def reconcile(s: Settings, owner: str, server: str) -> None:
-    """Attribute shares made from our codes; withdraw read-only shares nothing accounts for."""
+    """Attribute shares made from our codes; withdraw what no live link accounts for.
+
+    Each share's scopes are compared with what its holder's live links give
+    (``slicerhub_access.share_scopes``); the excess is either a code we have
+    not seen used yet (attributed to that link) or withdrawn. Shares holding
+    anything a link cannot give were made by the owner by hand: left alone.
+    """
     links = s.store.active_for_server(owner, server)
-    known = {v for link in links for v in link.viewers}
-    unknown = [sh for sh in await s.hub.shares(owner, server)
-               if sh.get("user") and sh["user"]["name"] not in known]
-    if not unknown:
-        return
-    read_only = set(read_only_scopes(owner, server))
-    # Shares with more than read access were not made by links: the owner's own decision.
-    unknown = [sh for sh in unknown if set(sh.get("scopes", [])) <= read_only]
-    if not unknown:
-        return
-    exchanges = {c["id"]: c.get("exchange_count", 0) for c in await s.hub.share_codes(owner, server)}
-    for share in unknown:
-        viewer = share["user"]["name"]
-        # A link whose code was used more often than we saw viewers arrive.
-        spare = sorted((link for link in links if link.code_id and
-                        exchanges.get(link.code_id, 0) > len(link.viewers)), key=lambda link: link.expires)
+    managed = access.managed_share_scopes(owner, server)
+    shares = [sh for sh in await s.hub.shares(owner, server) if sh.get("user")]
+    exchanges = None
+    for share in shares:
+        viewer, held = share["user"]["name"], set(share.get("scopes", []))
+        if held - managed:
+            continue
+        granted = {sc for link in links if viewer in link.viewers for sc in link.scopes}
+        if held <= granted:
+            continue
+        if exchanges is None:
+            exchanges = {c["id"]: c.get("exchange_count", 0) for c in await s.hub.share_codes(owner, server)}
+        # A link whose code was used more often than we saw viewers arrive, and
+        # that gives what this share holds beyond the viewer's known links.
+        spare = sorted((link for link in links if link.code_id and viewer not in link.viewers
+                        and exchanges.get(link.code_id, 0) > len(link.viewers)
+                        and set(link.scopes) <= held and not set(link.scopes) <= granted),
+                       key=lambda link: link.expires)
         if spare:
             link = spare[0]
             s.store.add_viewer(link.id, viewer)
             link.viewers[viewer] = time.time()
-            s.audit.write("accept", viewer, link=link.id, owner=owner, via="hub")
-        else:
-            await s.hub.revoke(owner, server, viewer, sorted(read_only))
-            s.audit.write("end", owner, viewers=[viewer], reason="no live link")
+            granted |= set(link.scopes)
+            s.audit.write("accept", viewer, link=link.id, owner=owner, access=link.access, via="hub")
+        excess = sorted(held - granted)
+        if excess:
+            await s.hub.revoke(owner, server, viewer, excess)
+            s.audit.write("end", owner, viewers=[viewer], scopes=excess, reason="no live link")
 
 
 async def sweep(s: Settings) -> None:
@@ -150,13 +169,20 @@ class _Base(ServiceHandler):
             raise web.HTTPError(400, f"expires_in must be between 60 and {self.s.max_expiry} seconds")
         return seconds
 
-    async def _create(self, expires_in: int) -> tuple[Link, str]:
+    def _access(self, raw) -> str:
+        if raw in (None, ""):
+            return "read"
+        if raw not in access.SHAREABLE:
+            raise web.HTTPError(400, f"access must be one of: {', '.join(access.SHAREABLE)}")
+        return raw
+
+    async def _create(self, expires_in: int, level: str = "read") -> tuple[Link, str]:
         owner = self.current_user["name"]
         model = await self.s.hub.user(owner)
         if not model or not (model.get("servers") or {}).get(SERVER, {}).get("ready"):
             raise web.HTTPError(409, "your server is not running: start it, then share it")
         token = self.hub_auth.get_token(self)
-        scopes = read_only_scopes(owner, SERVER)
+        scopes = access.share_scopes(level, owner, SERVER)
         try:
             code = await self.s.hub.new_share_code(token, owner, SERVER, scopes, expires_in)
         except HubError as e:
@@ -164,7 +190,7 @@ class _Base(ServiceHandler):
                                 f"the hub refused the share: {e.message}") from None
         link = self.s.store.create(kind="link", owner=owner, server=SERVER, scopes=scopes,
                                    created_by=owner, expires_in=expires_in, code_id=code["id"])
-        self.s.audit.write("create", owner, link=link.id, expires=link.to_json()["expires"])
+        self.s.audit.write("create", owner, link=link.id, access=level, expires=link.to_json()["expires"])
         accepted = url_path_join(self.prefix, "accepted", link.id)
         # A full URL to hand over: the hub's public_url if set, else the host
         # this request came in on (the proxy keeps it).
@@ -189,7 +215,8 @@ class LinksAPI(_Base):
 
     @api_authenticated
     async def post(self):
-        link, url = await self._create(self._expiry(self.json_body().get("expires_in")))
+        body = self.json_body()
+        link, url = await self._create(self._expiry(body.get("expires_in")), self._access(body.get("access")))
         self.write_json({**link.to_json(), "url": url}, 201)
 
 
@@ -213,7 +240,8 @@ class SharePage(_Base):
         links = [link.to_json() for link in self.s.store.for_owner(self.current_user["name"])]
         self.finish(self.render_page(
             "share.html", page_title="Share your session", links=links,
-            created={"url": created[1], "expires": created[0].to_json()["expires"]} if created else None,
+            created={"url": created[1], "expires": created[0].to_json()["expires"],
+                     "access": created[0].access} if created else None,
             choices=[(sec, label) for sec, label in EXPIRY_CHOICES if sec <= self.s.max_expiry],
             default_expiry=self.s.default_expiry))
 
@@ -223,7 +251,8 @@ class SharePage(_Base):
 
     @web.authenticated
     async def post(self):  # the form (cookie + xsrf token)
-        self._render(await self._create(self._expiry(self.get_argument("expires_in", None))))
+        self._render(await self._create(self._expiry(self.get_argument("expires_in", None)),
+                                        self._access(self.get_argument("access", None))))
 
 
 class RevokeLinkForm(_Base):
@@ -322,7 +351,7 @@ class Join(_Teacher):
         model = await self.s.hub.user(student) or {}
         if not (model.get("servers") or {}).get(SERVER, {}).get("ready"):
             raise web.HTTPError(409, f"{student}'s server is not running")
-        scopes = read_only_scopes(student, SERVER)
+        scopes = access.share_scopes("read", student, SERVER)
         try:
             await self.s.hub.grant(student, SERVER, teacher, scopes)
         except HubError as e:

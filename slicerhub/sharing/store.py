@@ -1,4 +1,4 @@
-"""The sharing service's records: read-only links and who accepted them.
+"""The sharing service's records: links (read-only or collaborate) and who accepted them.
 
 JupyterHub keeps the share codes and the shares themselves; a share made from
 a code does not expire, and the hub does not remember which code made it. This
@@ -18,6 +18,8 @@ import string
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import slicerhub_access as access
 
 KINDS = ("link", "join")  # a user's share link; a teacher joining a student's session
 
@@ -66,6 +68,11 @@ class Link:
     ended: float | None = None
     viewers: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def access(self) -> str:
+        """What the link gives: "read" or "collaborate" (from its scopes)."""
+        return access.shared_level(self.scopes) or "read"
+
     def active(self, now: float | None = None) -> bool:
         now = time.time() if now is None else now
         return self.revoked is None and self.ended is None and now < self.expires
@@ -79,7 +86,7 @@ class Link:
 
     def to_json(self, now: float | None = None) -> dict:
         return {
-            "id": self.id, "kind": self.kind, "owner": self.owner, "server": self.server,
+            "id": self.id, "kind": self.kind, "access": self.access, "owner": self.owner, "server": self.server,
             "state": self.state(now), "created_by": self.created_by,
             "created": _iso(self.created), "expires": _iso(self.expires),
             "revoked": _iso(self.revoked) if self.revoked else None,

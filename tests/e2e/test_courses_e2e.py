@@ -160,7 +160,7 @@ def test_teacher_publishes_from_jupyterlab(e2e_hub, tmp_path):
         file_menu[0].click()
         item = _menu_item(driver, "Publish to a Course…", "the publish item in File")
         assert [e for e in driver.find_elements("css selector", ".lm-Menu-itemLabel")
-                if e.text == "Share Session Read-Only…"]
+                if e.text == "Share Session…"]
         _page_picture(driver, "jupyterlab-file-menu.png")
         item[0].click()
         dialog = _wait(lambda: driver.find_elements("css selector", ".jp-SlicerHubPublishDialog"), 30,

@@ -1,4 +1,4 @@
-"""Read-only links through the sharing service, as an owner and a viewer do."""
+"""Links through the sharing service (read-only or collaborate), as an owner and a guest use them."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from tests.support.hub import xsrf
 SHARING = "/services/sharing"
 
 
-def create_link(hub, token, expires_in=600) -> dict:
-    """A read-only link to the token owner's server (the sharing service's REST API)."""
-    r = requests.post(hub.url + SHARING + "/api/links", json={"expires_in": expires_in},
+def create_link(hub, token, expires_in=600, access="read") -> dict:
+    """A link to the token owner's server (the sharing service's REST API)."""
+    r = requests.post(hub.url + SHARING + "/api/links", json={"expires_in": expires_in, "access": access},
                       headers={"Authorization": f"token {token}"}, timeout=30)
     assert r.status_code == 201, r.text
     return r.json()

@@ -154,7 +154,7 @@ def _hub_db(cfg):
     return db, traits
 
 
-def _server_token(db, traits, courses: bool):
+def _server_token(db, traits, courses: bool, shared: bool = False):
     user = orm.User(name="teacher1")
     db.add(user)
     db.commit()
@@ -162,7 +162,10 @@ def _server_token(db, traits, courses: bool):
     spawner = SlicerSpawner(courses=traits["SlicerSpawner"]["courses"] if courses else {},
                             courses_url=traits["SlicerSpawner"]["courses_url"] if courses else "")
     requested = set(spawner.server_token_scopes(SimpleNamespace(
-        user=SimpleNamespace(db=db), courses=spawner.courses, courses_url=spawner.courses_url)))
+        user=SimpleNamespace(db=db), courses=spawner.courses, courses_url=spawner.courses_url,
+        shared_access=shared and traits["SlicerSpawner"]["shared_access"])))
+    # As JupyterHub's User.spawn does before resolving them: !server names this server.
+    requested = {sc + "=teacher1/" if sc.endswith("!server") else sc for sc in requested}
     have = roles.roles_to_scopes(roles.get_roles_for(user)) | {"inherit"}
     client = db.query(orm.OAuthClient).filter_by(identifier="jupyterhub").one()
     granted, _ = scopes._resolve_requested_scopes(requested, have, user, client, db)
@@ -175,16 +178,33 @@ def test_the_server_token_reaches_the_courses_service_and_keeps_the_server_role(
     assert traits["SlicerSpawner"]["courses_url"] == "http://172.18.0.1:%d/services/courses" % cfg.hub.courses_port
     server_role = set(orm.Role.find(db, "server").scopes)
     requested, granted = _server_token(db, traits, courses=True)
-    assert requested == server_role | {COURSES_ACCESS}
+    assert requested == {sc + "=teacher1/" if sc.endswith("!server") else sc for sc in server_role} | {COURSES_ACCESS}
     # The hub keeps it: the user role holds access to the courses service.
     assert COURSES_ACCESS in granted
     assert "users:activity!user" in granted
 
 
+def test_where_sessions_are_shared_the_server_token_reads_its_own_shares():
+    """The guard learns a guest's level (read-only or collaborate) from the
+    share, which only the server's own token can read."""
+    from slicerhub.spawners.base import SHARES_READ
+
+    db, traits = _hub_db(demo_config())
+    assert traits["SlicerSpawner"]["shared_access"] is True
+    requested, granted = _server_token(db, traits, courses=False, shared=True)
+    assert SHARES_READ + "=teacher1/" in requested
+    # Kept by the hub's own scope resolution: the user role lets owners read their shares.
+    assert SHARES_READ + "=teacher1/" in granted
+    db, traits = _hub_db(demo_config())
+    _, off = _server_token(db, traits, courses=False, shared=False)
+    assert SHARES_READ + "=teacher1/" not in off
+
+
 def test_without_courses_the_server_token_is_the_server_role():
     db, traits = _hub_db(demo_config())
     requested, _ = _server_token(db, traits, courses=False)
-    assert requested == set(orm.Role.find(db, "server").scopes)
+    assert requested == {sc + "=teacher1/" if sc.endswith("!server") else sc
+                         for sc in orm.Role.find(db, "server").scopes}
     assert token_scopes  # the callable the spawner's default is
 
 

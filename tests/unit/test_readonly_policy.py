@@ -27,6 +27,9 @@ _spec.loader.exec_module(policy)
     # the owner's Orthanc companion, read side
     ("GET", "orthanc/app/explorer.html"), ("GET", "orthanc/studies"), ("GET", "orthanc/studies/1a2b/series"),
     ("GET", "orthanc/dicom-web/studies?PatientID=P1"), ("GET", "orthanc/instances/9f/file"),
+    # real-time collaboration, read side: a document's room (its edits are dropped), history
+    ("GET", "api/collaboration/room/json:notebook:1f2e"), ("GET", "api/collaboration/timeline/notes.ipynb"),
+    ("PUT", "api/collaboration/session/notes.ipynb"),
 ])
 def test_viewer_may_read(method, path):
     assert policy.viewer_may(method, path)
@@ -40,7 +43,10 @@ def test_viewer_may_read(method, path):
     # websockets and apps that act, reached with GET
     ("GET", "api/kernels/0b1c/channels"), ("GET", "terminals/websocket/1"), ("GET", "api/events/subscribe"),
     ("GET", "desktop/"), ("GET", "desktop-websockify/"), ("GET", "slicer-web/"), ("GET", "slicer-web/ws"),
-    ("GET", "voila/render/app.ipynb"), ("GET", "proxy/8080/"), ("GET", "api/collaboration/room/x"),
+    ("GET", "voila/render/app.ipynb"), ("GET", "proxy/8080/"),
+    # real-time collaboration: the write side (undo, forks, anything but the session PUT)
+    ("PUT", "api/collaboration/undo_redo/x"), ("PUT", "api/collaboration/fork/x"),
+    ("DELETE", "api/collaboration/fork/x"), ("POST", "api/collaboration/session/notes.ipynb"),
     # no sneaking past the allowlist with dots or prefixes
     ("GET", "desktop-view/../desktop-websockify/"), ("GET", "api/kernels/../terminals"), ("GET", "labx"),
     ("GET", "something-new/"),
@@ -53,26 +59,6 @@ def test_viewer_may_read(method, path):
 ])
 def test_viewer_may_not_act(method, path):
     assert not policy.viewer_may(method, path)
-
-
-def test_levels_from_scopes():
-    held = {"custom:jupyter_server:read:*!server=ann/"}
-    check = lambda wanted: held & wanted  # noqa: E731  (what HubAuth.check_scopes does for exact scopes)
-    assert policy.level_of(check, "ann", "") == "read"
-    held = {"custom:jupyter_server:execute:*!user=ann", "custom:jupyter_server:read:*!user=ann"}
-    assert policy.level_of(check, "ann", "") == "execute"
-    assert policy.level_of(lambda wanted: set(), "ann", "") is None
-    # Scopes for another server never count here.
-    held = {"custom:jupyter_server:execute:*!user=bob"}
-    assert policy.level_of(check, "ann", "") is None
-
-
-def test_scopes_for_an_action_name_this_server_only():
-    wanted = policy.scopes_for("write", "contents", "ann", "")
-    assert wanted == {
-        "custom:jupyter_server:write:contents!user=ann", "custom:jupyter_server:write:contents!server=ann/",
-        "custom:jupyter_server:write:*!user=ann", "custom:jupyter_server:write:*!server=ann/",
-    }
 
 
 @pytest.mark.parametrize("path,base,expected", [

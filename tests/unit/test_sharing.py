@@ -8,9 +8,17 @@ import asyncio
 
 import pytest
 
+import slicerhub_access as access
 from slicerhub.sharing import service
-from slicerhub.sharing.hub import read_only_scopes
 from slicerhub.sharing.store import LinkStore
+
+
+def read_only_scopes(owner):
+    return access.share_scopes("read", owner)
+
+
+def collaborate_scopes(owner):
+    return access.share_scopes("collaborate", owner)
 
 
 class FakeHub:
@@ -32,11 +40,18 @@ class FakeHub:
         return [{"user": {"name": v}, "scopes": sc} for v, sc in self.granted.items()]
 
     async def revoke(self, owner, server, viewer, scopes):
-        self.granted.pop(viewer, None)
+        # The hub's PATCH /shares: the scopes go; a share left with none is deleted.
+        left = [sc for sc in self.granted.get(viewer, []) if sc not in scopes]
+        if left:
+            self.granted[viewer] = left
+        else:
+            self.granted.pop(viewer, None)
 
-    def accept(self, code_id, viewer, owner="ann"):
+    def accept(self, code_id, viewer, owner="ann", level="read"):
+        # Accepting a code adds its scopes to the viewer's share on the server.
         self.codes[code_id] += 1
-        self.granted[viewer] = read_only_scopes(owner)
+        held = self.granted.get(viewer, [])
+        self.granted[viewer] = held + [sc for sc in access.share_scopes(level, owner) if sc not in held]
 
 
 @pytest.fixture
@@ -48,9 +63,9 @@ def s(tmp_path):
     return settings
 
 
-def _link(s, code_id, expires_in=3600, now=None):
+def _link(s, code_id, expires_in=3600, now=None, level="read"):
     s.hub.codes[code_id] = 0
-    return s.store.create(kind="link", owner="ann", server="", scopes=read_only_scopes("ann"),
+    return s.store.create(kind="link", owner="ann", server="", scopes=access.share_scopes(level, "ann"),
                           created_by="ann", expires_in=expires_in, code_id=code_id, now=now)
 
 
@@ -122,8 +137,55 @@ def test_read_only_share_no_link_accounts_for_is_withdrawn(s):
     assert "carol" in s.hub.granted
 
 
-def test_read_only_scopes_name_one_server():
+def test_share_scopes_name_one_server():
     assert read_only_scopes("ann") == ["access:servers!server=ann/", "custom:jupyter_server:read:*!server=ann/"]
+    assert collaborate_scopes("ann") == ["access:servers!server=ann/",
+                                         "custom:jupyter_server:collaborate:*!server=ann/"]
+
+
+def test_links_know_their_access(s):
+    assert _link(s, "sc_1").to_json()["access"] == "read"
+    assert _link(s, "sc_2", level="collaborate").to_json()["access"] == "collaborate"
+
+
+def test_a_collaborator_with_a_read_only_link_too_goes_back_to_reading(s):
+    read = _link(s, "sc_1")
+    collab = _link(s, "sc_2", level="collaborate")
+    for link, level in ((read, "read"), (collab, "collaborate")):
+        s.hub.accept(link.code_id, "bob", level=level)
+        s.store.add_viewer(link.id, "bob")
+    s.store.revoke(collab.id)
+    asyncio.run(service.sweep(s))
+    assert sorted(s.hub.granted["bob"]) == sorted(read_only_scopes("ann"))
+    assert access.shared_level(s.hub.granted["bob"]) == "read"
+    s.store.revoke(read.id)
+    asyncio.run(service.sweep(s))
+    assert "bob" not in s.hub.granted
+
+
+def test_an_unseen_collaborate_acceptance_by_a_reader_is_attributed_then_taken_back(s):
+    read = _link(s, "sc_1")
+    s.hub.accept("sc_1", "bob")
+    s.store.add_viewer(read.id, "bob")
+    collab = _link(s, "sc_2", level="collaborate")
+    s.hub.accept("sc_2", "bob", level="collaborate")  # never seen at accepted/<id>
+    asyncio.run(service.sweep(s))
+    assert list(s.store.get(collab.id).viewers) == ["bob"]
+    s.store.revoke(collab.id)
+    asyncio.run(service.sweep(s))
+    assert access.shared_level(s.hub.granted["bob"]) == "read"
+
+
+def test_collaborate_access_no_link_accounts_for_is_withdrawn_but_reading_stays(s):
+    read = _link(s, "sc_1")
+    s.hub.accept("sc_1", "bob")
+    s.store.add_viewer(read.id, "bob")
+    # Bob's share grew a collaborate scope that no link of his gives.
+    s.hub.granted["bob"] = s.hub.granted["bob"] + ["custom:jupyter_server:collaborate:*!server=ann/"]
+    asyncio.run(service.sweep(s))
+    assert sorted(s.hub.granted["bob"]) == sorted(read_only_scopes("ann"))
+    assert any(a["action"] == "end" and a.get("scopes") == ["custom:jupyter_server:collaborate:*!server=ann/"]
+               for a in _audit(s))
 
 
 @pytest.mark.parametrize("text,seconds", [("90", 90), ("30m", 1800), ("8h", 28800), ("1d", 86400), (" 2w ", 1209600)])

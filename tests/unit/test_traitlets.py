@@ -299,9 +299,15 @@ def test_sharing_service_scopes(traits):
     access = [s for s in role["scopes"] if s.startswith(("access:servers", "custom:"))]
     assert access == ["access:servers!group=anat101", "custom:jupyter_server:read:*!group=anat101"]
     assert "admin:servers" not in role["scopes"] and "servers" not in role["scopes"]
-    # Read < write < execute; servers' tokens carry execute for owners, read for viewers.
+    # Links are made with the owner's token, which must hold what they give.
+    assert {"custom:jupyter_server:read:*!user", "custom:jupyter_server:collaborate:*!user"} <= set(
+        service["oauth_client_allowed_scopes"])
+    # Read < write < collaborate < execute; servers' tokens carry execute for
+    # owners, read for guests (a guest's collaborate comes from their share).
     scopes = hub["custom_scopes"]
     assert scopes["custom:jupyter_server:execute:*"]["subscopes"] == [
+        "custom:jupyter_server:collaborate:*", "custom:jupyter_server:write:*", "custom:jupyter_server:read:*"]
+    assert scopes["custom:jupyter_server:collaborate:*"]["subscopes"] == [
         "custom:jupyter_server:write:*", "custom:jupyter_server:read:*"]
     assert traits["Spawner"]["oauth_client_allowed_scopes"] == [
         "custom:jupyter_server:execute:*!server", "custom:jupyter_server:read:*!server"]
