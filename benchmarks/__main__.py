@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tests.support.hub import ROOT
 
-from . import burst, desktop, gallery, ldap_stall, open_study, restart, scale
+from . import burst, collaboration, desktop, gallery, ldap_stall, open_study, restart, scale
 from .harness import busy, machine_state
 
 DEFAULT_SIZES = [50, 100, 200]
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=_sizes, default=None, help="class sizes for the burst (default 50,100,200)")
     parser.add_argument("--quick", action="store_true", help="sizes 10,20 and 6 s stall phases")
-    parser.add_argument("--only", choices=["burst", "stall", "desktop", "open-study", "gallery", "restart", "scale"], default=None)
+    parser.add_argument("--only", choices=["burst", "stall", "desktop", "open-study", "gallery", "restart", "scale", "collaboration"], default=None)
     parser.add_argument("--scale-users", type=_counts, default=None,
                         help="scale: registered users (default 1000,3000; --quick 50,100)")
     parser.add_argument("--scale-active", type=int, default=None,
@@ -252,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         ("desktop", "desktop", lambda: desktop.run(workdir / "desktop"), desktop.print_desktop),
         ("open-study", "open_study", lambda: open_study.run(workdir / "open-study", cpu_limit=args.open_study_cpus), open_study.print_open_study),
         ("gallery", "gallery", lambda: gallery.run(workdir / "gallery"), gallery.print_gallery),
+        ("collaboration", "collaboration", lambda: collaboration.run(workdir / "collaboration"),
+         collaboration.print_collaboration),
         ("restart", "restart", lambda: restart.run(workdir / "restart", tuple(args.restart_sizes)),
          restart.print_restart),
         ("scale", "scale", lambda: scale.run(
