@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import time
 
 import pytest
@@ -20,7 +21,7 @@ import requests
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
-from tests.support.browser import browser, hub_login, page_picture, wait_for
+from tests.support.browser import accessibility_problems, browser, hub_login, page_picture, wait_for
 from tests.support.kernel import KernelClient
 from tests.support.share import SHARING, accept, create_link
 from tests.support.spawn import container, server_api, spawn_with_form, wait_ready
@@ -208,6 +209,12 @@ def test_browsers_co_edit_one_notebook_and_the_guest_runs_a_cell(session):
     try:
         hub_login(owner, hub, OWNER, PASSWORDS[OWNER])
         hub_login(guest, hub, COLLABORATOR, PASSWORDS[COLLABORATOR])
+        # The collaborator's way in, in the hub's frame, readable by everyone.
+        guest.get(f"{hub.url}{SHARING}/view/{session['collab_link']['id']}")
+        way_in = wait_for(lambda: guest.find_elements("id", "open-files"), 60, what="the collaborate view page")
+        assert f"Open {OWNER}'s JupyterLab" in way_in[0].text
+        assert accessibility_problems(guest, dark=True) == []
+        page_picture(guest, "collaborate-view.png")
         for driver in (owner, guest):
             driver.get(f"{hub.url}/user/{OWNER}/lab/tree/lab.ipynb")
         consent = wait_for(lambda: guest.find_elements("css selector", "form button[type=submit], .jp-LabShell"),
@@ -297,7 +304,9 @@ def test_jupyterlab_keeps_rtc_but_not_its_own_share_dialog(session):
     page = requests.get(f"{hub.url}/user/{OWNER}/lab", timeout=60,
                         headers={"Authorization": f"token {session['owner_token']}"})
     assert page.status_code == 200
-    config = json.loads(page.text.split('id="jupyter-config-data">', 1)[1].split("</script>", 1)[0])
+    found = re.search(r'<script id="jupyter-config-data"[^>]*>(.*?)</script>', page.text, re.S)
+    assert found, page.text[:500]
+    config = json.loads(found.group(1))
     assert "@jupyter/collaboration-extension:shared-link" in config["disabledExtensions"]
     assert not any(x.startswith("@jupyter/collaboration-extension:rtc") or x.startswith("@jupyter/docprovider")
                    for x in config["disabledExtensions"])
