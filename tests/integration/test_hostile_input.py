@@ -619,6 +619,10 @@ def test_sharing_service_refuses_hostile_input(hub, world):
              for t in JSON_SCALARS]
     cases += [Case("create expires_in", student, "POST", api, "token", jbody(expires_in=v), js) for v in SAMPLE]
     cases += [Case("create body", student, "POST", api, "token", b, js) for b in BAD_BODIES]
+    cases += [Case("create access", student, "POST", api, "token", raw_field("access", t, expires_in=3600), js)
+              for t in JSON_SCALARS if t != '""']  # ("" is the default: read)
+    cases += [Case("create access", student, "POST", api, "token", jbody(access=v, expires_in=3600), js)
+              for v in SAMPLE + ["execute", "write", "READ", "collaborate "] if v]
     cases += [Case("list all", student, "GET", api + "?" + urlencode({"all": v}), "token", refused=False)
               for v in SAMPLE]
     cases += [Case("revoke id", student, "DELETE", f"{api}/{seg(v)}", "token") for v in ALL]
@@ -626,6 +630,8 @@ def test_sharing_service_refuses_hostile_input(hub, world):
               for v in ("AAAAAAAAAAAA", "a" * 6, "a" * 32, "_-_-_-_-", "000000")]
     cases += [Case("form expires_in", student, "POST", SHARING + "/links", "cookie",
                    form(student, SHARING + "/", expires_in=v), fm) for v in SAMPLE if v]
+    cases += [Case("form access", student, "POST", SHARING + "/links", "cookie",
+                   form(student, SHARING + "/", expires_in="3600", access=v), fm) for v in SAMPLE + ["execute"] if v]
     cases += [Case("form body", student, "POST", SHARING + "/links", "cookie", form(student, SHARING + "/") + b"&" + b,
                    fm) for b in (b"expires_in=%ff", b"expires_in=" + b"9" * 100_000, b"expires_in=1&expires_in=2")]
     cases += [Case("form xsrf", student, "POST", SHARING + "/links", "cookie-no-xsrf",

@@ -53,6 +53,15 @@ def test_sharing_expiry_refuses_what_is_not_seconds(raw):
     assert sharing._Base._expiry(handler, 600) == 600 and sharing._Base._expiry(handler, None) == 3600
 
 
+@pytest.mark.parametrize("raw", ["execute", "write", "READ", " read", [], {}, 1, True, "collaborate\x00"])
+def test_sharing_access_is_read_or_collaborate(raw):
+    with pytest.raises(web.HTTPError) as e:
+        sharing._Base._access(None, raw)
+    assert e.value.status_code == 400 and "access must be one of" in e.value.log_message
+    assert sharing._Base._access(None, None) == sharing._Base._access(None, "") == "read"
+    assert sharing._Base._access(None, "collaborate") == "collaborate"
+
+
 @pytest.fixture
 def store(tmp_path):
     s = CourseStore(tmp_path / "courses", ["anat101"])
