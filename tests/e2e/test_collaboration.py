@@ -18,14 +18,13 @@ import time
 
 import pytest
 import requests
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import websocket_connect
 
 from tests.support.browser import accessibility_problems, browser, hub_login, page_picture, wait_for
 from tests.support.kernel import KernelClient
 from tests.support.share import SHARING, accept, create_link
 from tests.support.spawn import container, server_api, spawn_with_form, wait_ready
 from tests.support.ydoc import DocClient
+from tests.support.websockets import ws_status
 
 OWNER, COLLABORATOR, VIEWER = "student1", "student2", "mover"
 PASSWORDS = {"student1": "student1-pw", "student2": "student2-pw", "mover": "mover-pw"}
@@ -73,14 +72,6 @@ def _level(hub, token) -> str | None:
     return r.json().get("level") if r.status_code == 200 else None
 
 
-async def _ws_status(url, token) -> int:
-    """Open a websocket; the HTTP status it was refused with (0: it opened)."""
-    try:
-        ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
-    except HTTPClientError as e:
-        return e.code
-    ws.close()
-    return 0
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +138,8 @@ def test_a_collaborator_gets_no_terminal_shutdown_settings_or_desktop_control(se
     ws = hub.url.replace("http", "ws", 1) + f"/user/{OWNER}"
 
     async def run():
-        return [await _ws_status(f"{ws}/terminals/websocket/1", token),
-                await _ws_status(f"{ws}/desktop-websockify/", token)]
+        return [await ws_status(f"{ws}/terminals/websocket/1", token),
+                await ws_status(f"{ws}/desktop-websockify/", token)]
 
     assert asyncio.run(run()) == [403, 403]
     # The owner's server still runs (no shutdown went through).

@@ -96,6 +96,9 @@ def test_what_each_level_may_do(level, action, resource, allowed):
     ("PUT", "api/collaboration/undo_redo/x"), ("PUT", "api/collaboration/fork/x"),
     ("GET", "api/collaboration/room/json:notebook:1f2e"), ("GET", "lab/tree/lab1.ipynb"),
     ("GET", "desktop-view/desktop-websockify/"),
+    # the hand-over relay (input only while handed control) and who has control
+    ("GET", "desktop-shared/screen/"), ("GET", "desktop-shared/desktop-websockify/"),
+    ("GET", "slicerhub/desktop/control"), ("PUT", "slicerhub/desktop/control"),
 ])
 def test_a_collaborator_edits_and_runs(method, path):
     assert policy.route_allowed("collaborate", method, path)
@@ -107,9 +110,22 @@ def test_a_collaborator_edits_and_runs(method, path):
     ("GET", "desktop/"), ("GET", "desktop-websockify/"), ("GET", "slicer-web/"),
     ("POST", "orthanc/instances"), ("GET", "monailabel/info/"), ("POST", "api/events"),
     ("GET", "api/contents/../terminals"), ("GET", "something-new/"), ("POST", "voila/render/app.ipynb"),
+    # the owner's hand-over page, and anything but watching on the relay's routes
+    ("GET", "desktop-control/"), ("POST", "slicerhub/desktop/control"), ("DELETE", "slicerhub/desktop/control"),
+    ("POST", "desktop-shared/desktop-websockify/"), ("GET", "desktop-shared/../desktop-websockify/"),
 ])
 def test_a_collaborator_gets_no_terminal_shutdown_settings_or_desktop_control(method, path):
     assert not policy.route_allowed("collaborate", method, path)
+
+
+@pytest.mark.parametrize("level", ["read", "write"])
+@pytest.mark.parametrize("method,path", [
+    ("GET", "desktop-shared/screen/"), ("GET", "desktop-shared/desktop-websockify/"),
+    ("GET", "slicerhub/desktop/control"), ("PUT", "slicerhub/desktop/control"), ("GET", "desktop-control/"),
+])
+def test_only_collaborators_reach_the_hand_over_relay(level, method, path):
+    # Viewers watch through the view-only VNC server; write-only callers get contents.
+    assert not policy.route_allowed(level, method, path)
 
 
 def test_levels_without_routes_get_nothing_and_the_owner_everything():

@@ -3,8 +3,9 @@
 * starts the browser desktop and its view-only listener with the server,
   unless the container's entrypoint already did (``desktop.SUPERVISOR_ENV``);
 * puts ``ReadOnlyGuard`` in front of every handler (see ``guard``);
-* serves the view-only desktop at ``desktop-view/`` and ``slicerhub/access``
-  (the caller's level here, for pages and tests);
+* serves the view-only desktop at ``desktop-view/``, the collaborators'
+  desktop and its hand-over (``handover``), and ``slicerhub/access`` (the
+  caller's level here, for pages and tests);
 * ``slicerhub/courses`` and ``slicerhub/publish``: JupyterLab's "Publish to a
   Course…" dialog, through this server to the courses service (``publish``).
 """
@@ -24,7 +25,7 @@ from jupyter_core.utils import ensure_async
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from . import desktop, publish
+from . import desktop, handover, publish
 from .guard import OWNER, ReadOnlyGuard
 
 _templates = jinja2.Environment(
@@ -52,7 +53,10 @@ class DesktopViewPage(JupyterHandler):
 class DesktopViewRedirect(JupyterHandler):
     @web.authenticated
     def get(self):
-        self.redirect(url_path_join(self.base_url, "desktop-view/screen/"))
+        # Collaborators watch through the hand-over relay, read-only guests
+        # through the view-only listener.
+        relayed = getattr(self, "_slicerhub_level", None) == "collaborate"
+        self.redirect(url_path_join(self.base_url, "desktop-shared/screen/" if relayed else "desktop-view/screen/"))
 
 
 class _CoursesHandler(JupyterHandler):
@@ -158,6 +162,7 @@ def _load_jupyter_server_extension(serverapp):
         (url_path_join(base, "desktop-view/?"), DesktopViewRedirect),
         (url_path_join(base, "desktop-view/screen/"), DesktopViewPage),
         (url_path_join(base, "desktop-view/desktop-websockify/(.*)"), view_socket, kwargs),
+        *handover.handlers(base, serverapp.log),
     ])
     supervisor = desktop.started_by_entrypoint()
     if supervisor:

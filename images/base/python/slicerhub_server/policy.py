@@ -70,13 +70,22 @@ _DOCUMENT_SESSION = re.compile(r"api/collaboration/session/.+")
 # checks each Jupyter API against ``slicerhub_access.may``): edit files and
 # notebooks, run code in the owner's kernels. Not on the list, so refused:
 # terminals, api/shutdown, settings and workspaces (the owner's), extension
-# managers, the desktop's controlling socket (until it is handed over) and the
-# companions' write side.
+# managers, the owner's own desktop socket (a collaborator's goes through the
+# hand-over relay, ``_COLLABORATOR_DESKTOP``) and the companions' write side.
 _COLLABORATOR_ANY = [re.compile(p) for p in (
     r"api/contents(/.*)?",
     r"api/sessions(/.*)?",
     r"api/kernels(/.*)?",                  # incl. api/kernels/<id>/channels (execute:kernels)
     r"api/collaboration/.+",
+)]
+
+# The collaborators' desktop: the hand-over relay to the owner's VNC server,
+# which passes their input only while the owner has handed them control.
+# Not write-only callers' (contents only), nor viewers' (the view-only listener).
+_COLLABORATOR_DESKTOP = [(re.compile(p), methods) for p, methods in (
+    (r"desktop-shared/screen/?", SAFE_METHODS),
+    (r"desktop-shared/desktop-websockify/?", SAFE_METHODS),
+    (r"slicerhub/desktop/control", SAFE_METHODS | {"PUT"}),  # who has control; the holder hands it back
 )]
 
 # A shared document's websocket messages (y-protocols; pycrdt reads the first
@@ -110,6 +119,9 @@ def route_allowed(level: str | None, method: str, path: str) -> bool:
     if method in SAFE_METHODS and any(p.fullmatch(path) for p in _VIEWER_GET):
         return True
     if method == "PUT" and _DOCUMENT_SESSION.fullmatch(path):
+        return True
+    if level == "collaborate" and any(p.fullmatch(path) and method in methods
+                                      for p, methods in _COLLABORATOR_DESKTOP):
         return True
     # write: the same routes; the authorizer keeps it to contents.
     return level in ("collaborate", "write") and any(p.fullmatch(path) for p in _COLLABORATOR_ANY)
