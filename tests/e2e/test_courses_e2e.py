@@ -159,8 +159,8 @@ def test_teacher_publishes_from_jupyterlab(e2e_hub, tmp_path):
                                             if e.text == "File"]), 60, what="JupyterLab's menu bar")
         file_menu[0].click()
         item = _menu_item(driver, "Publish to a Course…", "the publish item in File")
-        assert [e for e in driver.find_elements("css selector", ".lm-Menu-itemLabel")
-                if e.text == "Share Session…"]
+        labels = [e.text for e in driver.find_elements("css selector", ".lm-Menu-itemLabel")]
+        assert "Share Session…" in labels and "Desktop Guests…" in labels
         _page_picture(driver, "jupyterlab-file-menu.png")
         item[0].click()
         dialog = _wait(lambda: driver.find_elements("css selector", ".jp-SlicerHubPublishDialog"), 30,
