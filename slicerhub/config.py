@@ -506,7 +506,8 @@ class Sharing(_Model):
     )
     join_expiry: int = Field(
         7200, ge=60, le=86400,
-        description="Seconds a teacher's \"join read-only\" on a student's session lasts.",
+        description="Seconds a teacher's access to a student's session lasts: a \"join read-only\", or the "
+        "help the student accepted.",
     )
     sweep_every: float = Field(
         5.0, ge=1, le=300,

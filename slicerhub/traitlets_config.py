@@ -41,7 +41,8 @@ SHARING_SERVICE_SCOPES = ["read:users:name", "read:users:groups", "read:groups",
                           "shares", "read:shares"]
 # Scopes the service's OAuth token carries for the signed-in user, so a link
 # is made with the owner's own permission to share their server.
-SHARING_OAUTH_SCOPES = ["shares!user", "read:shares!user", "access:servers!user",
+# (read:users:name: cut to the teachers' names a user's role holds, to share with them.)
+SHARING_OAUTH_SCOPES = ["shares!user", "read:shares!user", "access:servers!user", "read:users:name",
                         *(f"{access.scope(level)}!user" for level in access.SHAREABLE)]
 # The PACS gateway reads each person's groups (who may open studies); it gets no server access.
 PACS_SERVICE_SCOPES = ["read:users:name", "read:users:groups"]
@@ -168,6 +169,9 @@ def _user_role(cfg: SlicerHubConfig) -> dict:
     if cfg.sharing.enabled:
         # JupyterHub lets nobody share by default; owners share their own servers.
         scopes += ["access:services!service=sharing", "shares!user", "read:shares!user"]
+        # A student who accepts a teacher's help shares with that teacher by
+        # name: the hub asks the sharer to know the name.
+        scopes += [f"read:users:name!group={g}" for g in _teacher_groups(cfg)]
     if cfg.pacs.dicomweb_url:
         # Everyone may reach the gateway; it lets pacs.groups in (a 403 with a reason for the others).
         scopes.append(PACS_ACCESS)

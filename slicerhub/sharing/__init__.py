@@ -1,1 +1,1 @@
-"""Read-only share links and teachers joining students\x27 sessions (a JupyterHub service)."""
+"""Share links, teachers joining students' sessions and teachers who help (a JupyterHub service)."""

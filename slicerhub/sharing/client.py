@@ -40,7 +40,7 @@ def _list(args) -> int:
         print("no links")
     for link in links:
         viewers = ", ".join(v["name"] for v in link["viewers"]) or "-"
-        kind = link["kind"] if link["kind"] == "link" else f"join by {link['created_by']}"
+        kind = link["kind"] if link["kind"] == "link" else f"{link['kind']} by {link['created_by']}"
         what = "collaborate" if link.get("access") == "collaborate" else "read-only"
         print(f"{link['id']}  {link['state']:8} until {link['expires']}  {kind:20} {what:11} viewers: {viewers}")
     return 0

@@ -76,8 +76,11 @@ class HubAPI:
     async def shares(self, owner: str, server: str) -> list[dict]:
         return _items(await self.call("GET", f"shares/{quote(owner)}/{quote(server)}", missing_ok=True))
 
-    async def grant(self, owner: str, server: str, viewer: str, scopes: list[str]) -> dict:
-        return await self.call("POST", f"shares/{quote(owner)}/{quote(server)}",
+    async def grant(self, owner: str, server: str, viewer: str, scopes: list[str],
+                    owner_token: str | None = None) -> dict:
+        """Share the server with VIEWER: as the service (a teacher's join), or
+        with the owner's own token (help the owner accepted)."""
+        return await self.call("POST", f"shares/{quote(owner)}/{quote(server)}", token=owner_token,
                                body={"user": viewer, "scopes": scopes})
 
     async def revoke(self, owner: str, server: str, viewer: str, scopes: list[str]) -> None:

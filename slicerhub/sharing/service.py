@@ -18,8 +18,9 @@ Viewers:
   (what each level may do: ``slicerhub_access``, enforced by the server's guard).
 
 Teachers: ``course/<course>`` lists the course's students with "Join
-read-only"; ``POST join/<course>/<student>`` grants the teacher a read-only
-share on that student's running server for ``--join-expiry`` seconds.
+read-only" and "Offer help"; ``POST join/<course>/<student>`` grants the teacher a read-only
+share on that student's running server for ``--join-expiry`` seconds; an offer
+of help gives a collaborate share only once the student accepts (``help.py``).
 
 A link is a JupyterHub share code made with the *owner's* token (the hub
 checks the owner may grant read access to their own server). Shares made from
@@ -237,9 +238,12 @@ EXPIRY_CHOICES = [(900, "15 minutes"), (3600, "1 hour"), (8 * 3600, "8 hours"), 
 
 class SharePage(_Base):
     def _render(self, created: tuple[Link, str] | None = None) -> None:
-        links = [link.to_json() for link in self.s.store.for_owner(self.current_user["name"])]
+        me = self.current_user["name"]
+        links = [link.to_json() for link in self.s.store.for_owner(me)]
+        offers = [r.to_json() for r in self.s.store.help_requests(student=me, since=time.time() - 86400)
+                  if r.state() == "pending"]
         self.finish(self.render_page(
-            "share.html", page_title="Share your session", links=links,
+            "share.html", page_title="Share your session", links=links, offers=offers,
             created={"url": created[1], "expires": created[0].to_json()["expires"],
                      "access": created[0].access} if created else None,
             choices=[(sec, label) for sec, label in EXPIRY_CHOICES if sec <= self.s.max_expiry],
@@ -339,6 +343,7 @@ class StudentsAPI(_Teacher):
         token = self.xsrf_token
         self.write_json({"course": course, "students": students,
                          "join_url": url_path_join(self.prefix, "join", course) + "/",
+                         "help_url": url_path_join(self.prefix, "help/offer", course) + "/",
                          "xsrf": token.decode() if isinstance(token, bytes) else token})
 
 
@@ -364,6 +369,8 @@ class Join(_Teacher):
 
 
 def make_app(settings: Settings) -> web.Application:
+    from .help import routes as help_routes  # help.py builds on this module's handlers
+
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/sharing/")
     kw = {"settings": settings}
     link_id = r"([A-Za-z0-9_-]{6,32})"
@@ -380,6 +387,7 @@ def make_app(settings: Settings) -> web.Application:
         (url_path_join(prefix, rf"course/{COURSE_SEGMENT}"), CoursePage, kw),
         (url_path_join(prefix, rf"api/courses/{COURSE_SEGMENT}/students"), StudentsAPI, kw),
         (url_path_join(prefix, rf"join/{COURSE_SEGMENT}/([^/]+)"), Join, kw),
+        *help_routes(prefix, kw),
     ], cookie_secret=os.urandom(32), default_handler_class=NotFound)
 
 
@@ -407,4 +415,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the canonical module's main: help.py imports slicerhub.sharing.service,
+    # and one copy of its handler classes and settings must serve.
+    from slicerhub.sharing.service import main as canonical_main
+
+    canonical_main()

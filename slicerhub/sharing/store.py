@@ -21,7 +21,10 @@ from pathlib import Path
 
 import slicerhub_access as access
 
-KINDS = ("link", "join")  # a user's share link; a teacher joining a student's session
+# A user's share link; a teacher joining a student's session read-only; a
+# teacher helping a student who accepted (collaborate).
+KINDS = ("link", "join", "help")
+HELP_ANSWERS = ("accepted", "declined", "withdrawn")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (
@@ -44,6 +47,18 @@ CREATE TABLE IF NOT EXISTS viewers (
     accepted REAL NOT NULL,
     PRIMARY KEY (link_id, viewer)
 );
+CREATE TABLE IF NOT EXISTS help_requests (
+    id TEXT PRIMARY KEY,
+    course TEXT NOT NULL,
+    teacher TEXT NOT NULL,
+    student TEXT NOT NULL,
+    created REAL NOT NULL,
+    expires REAL NOT NULL,
+    answer TEXT,
+    answered REAL,
+    link_id TEXT REFERENCES links (id)
+);
+CREATE INDEX IF NOT EXISTS help_student ON help_requests (student);
 """
 
 
@@ -92,6 +107,32 @@ class Link:
             "revoked": _iso(self.revoked) if self.revoked else None,
             "viewers": [{"name": v, "accepted": _iso(t)} for v, t in sorted(self.viewers.items())],
         }
+
+
+@dataclass
+class HelpRequest:
+    """A teacher's offer to help a student; the student accepts or declines it."""
+
+    id: str
+    course: str
+    teacher: str
+    student: str
+    created: float
+    expires: float  # the offer's, not the help's: the link has its own expiry
+    answer: str | None = None
+    answered: float | None = None
+    link_id: str | None = None
+
+    def state(self, now: float | None = None) -> str:
+        """pending, accepted, declined, withdrawn, or expired (never answered)."""
+        if self.answer:
+            return self.answer
+        return "pending" if (time.time() if now is None else now) < self.expires else "expired"
+
+    def to_json(self, now: float | None = None) -> dict:
+        return {"id": self.id, "course": self.course, "teacher": self.teacher, "student": self.student,
+                "state": self.state(now), "created": _iso(self.created), "expires": _iso(self.expires),
+                "answered": _iso(self.answered) if self.answered else None, "link": self.link_id}
 
 
 def _iso(t: float) -> str:
@@ -163,3 +204,36 @@ class LinkStore:
     def end(self, link_id: str, now: float | None = None) -> None:
         now = time.time() if now is None else now
         self.db.execute("UPDATE links SET ended = ? WHERE id = ?", (now, link_id))
+
+    # Help requests -----------------------------------------------------------
+
+    def ask_help(self, *, course: str, teacher: str, student: str, answer_within: float,
+                 now: float | None = None) -> HelpRequest:
+        now = time.time() if now is None else now
+        request_id = new_link_id()
+        self.db.execute("INSERT INTO help_requests (id, course, teacher, student, created, expires)"
+                        " VALUES (?, ?, ?, ?, ?, ?)", (request_id, course, teacher, student, now, now + answer_within))
+        return self.help_request(request_id)
+
+    def help_request(self, request_id: str) -> HelpRequest | None:
+        row = self.db.execute("SELECT * FROM help_requests WHERE id = ?", (request_id,)).fetchone()
+        return HelpRequest(**dict(row)) if row else None
+
+    def help_requests(self, *, teacher: str | None = None, student: str | None = None,
+                      since: float = 0) -> list[HelpRequest]:
+        """A teacher's or a student's requests made after SINCE, newest first."""
+        column, name = ("teacher", teacher) if teacher is not None else ("student", student)
+        rows = self.db.execute(f"SELECT * FROM help_requests WHERE {column} = ? AND created >= ?"
+                               " ORDER BY created DESC", (name, since))
+        return [HelpRequest(**dict(r)) for r in rows]
+
+    def answer_help(self, request_id: str, answer: str, link_id: str | None = None,
+                    now: float | None = None) -> bool:
+        """Record the answer to a pending request; False if it was no longer pending."""
+        if answer not in HELP_ANSWERS:
+            raise ValueError(f"unknown answer {answer!r}")
+        now = time.time() if now is None else now
+        cur = self.db.execute("UPDATE help_requests SET answer = ?, answered = ?, link_id = ?"
+                              " WHERE id = ? AND answer IS NULL AND expires > ?",
+                              (answer, now, link_id, request_id, now))
+        return cur.rowcount == 1

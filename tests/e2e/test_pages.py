@@ -13,7 +13,7 @@ import nbformat
 import pytest
 import requests
 
-from tests.support.browser import accessibility_problems, browser, page_picture, wait_for
+from tests.support.browser import accessibility_problems, browser, hub_login, page_picture, wait_for
 from tests.support.spawn import hub_api, spawn_with_form, stop_server, wait_ready
 
 pytestmark = pytest.mark.e2e
@@ -22,12 +22,7 @@ APP = "brain-lab"
 
 
 def _sign_in(driver, hub, user, password, next_url="/hub/home"):
-    """The login form (axe-checked once, by the first caller), then NEXT_URL."""
-    driver.get(f"{hub.url}/hub/login?next={next_url}")
-    driver.find_element("id", "username_input").send_keys(user)
-    driver.find_element("id", "password_input").send_keys(password)
-    driver.find_element("id", "login_submit").click()
-    wait_for(lambda: next_url in driver.current_url, 60, what=f"{next_url} after login")
+    hub_login(driver, hub, user, password, next_url)
 
 
 def _checked(driver, picture: str, dark: bool = True):

@@ -22,15 +22,14 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
-from tornado.httpclient import HTTPClientError, HTTPRequest
-from tornado.websocket import websocket_connect
 
-from slicerhub.devenv.rfb import RFBClient, RFBError
+from slicerhub.devenv.rfb import RFBClient
 from tests.support.hub import xsrf
-from tests.support.browser import browser, hub_login, page_picture, wait_for
+from tests.support.browser import accessibility_problems, browser, hub_login, page_picture, wait_for
 from tests.support.sessions import DesktopWatcher
 from tests.support.share import SHARING, accept, create_link
 from tests.support.spawn import container, in_desktop, server_api, spawn_with_form, wait_ready
+from tests.support.websockets import seconds_until_closed, ws_status
 
 pytestmark = pytest.mark.e2e
 
@@ -74,14 +73,6 @@ def _audit(hub):
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-async def _ws_refused(url, token) -> int:
-    """Open a websocket; return the HTTP status it was refused with (0: it opened)."""
-    try:
-        ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
-    except HTTPClientError as e:
-        return e.code
-    ws.close()
-    return 0
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +161,7 @@ def test_viewer_reads_but_every_write_path_is_refused(shared, docker_client):
 
     async def websockets():
         base = f"/user/{OWNER}"
-        return {path: await _ws_refused(_ws(hub, base + path), viewer) for path in (
+        return {path: await ws_status(_ws(hub, base + path), viewer) for path in (
             f"/api/kernels/{kernel['id']}/channels", "/terminals/websocket/1",
             "/slicer-web/ws", "/desktop-websockify/", "/api/events/subscribe")}
 
@@ -308,6 +299,134 @@ def test_teacher_joins_a_students_session_read_only(shared):
     assert viewer.get(hub.url + SHARING + "/course/anat101", timeout=30).status_code == 404
 
 
+def _teachers_level(hub, teacher) -> str | None:
+    """What the teacher may do in the owner's server now (None: no share at all)."""
+    try:
+        token = hub.api_token(teacher, "help", scopes=[f"access:servers!server={OWNER}/",
+                                                        f"custom:jupyter_server:read:*!server={OWNER}/"])
+    except requests.HTTPError:
+        return None  # the hub gives no token for a server the teacher cannot reach
+    r = requests.get(f"{hub.url}/user/{OWNER}/slicerhub/access", headers={"Authorization": f"token {token}"},
+                     timeout=30)
+    return r.json().get("level") if r.status_code == 200 else None
+
+
+def _service_xsrf(hub, session) -> str:
+    if xsrf(session, SHARING + "/") is None:
+        session.get(hub.url + SHARING + "/", timeout=60)  # signs in to the service: its xsrf cookie
+    return xsrf(session, SHARING + "/")
+
+
+def _post(hub, session, path):
+    return session.post(hub.url + SHARING + path, data={"_xsrf": _service_xsrf(hub, session)}, timeout=60)
+
+
+def test_teacher_offers_help_the_student_declines_then_accepts_and_ends_it(shared):
+    """Consent, not silent access: an offer gives nothing until the student
+    accepts; accepting gives the teacher collaborate access, ending takes it
+    back (what an earlier join gave stays), and the audit log has each step."""
+    hub, student, classmate = shared["hub"], shared["owner"], shared["viewer"]
+    teacher = _session(hub, "teacher1")
+    before = _teachers_level(hub, teacher)
+    assert before != "collaborate"
+
+    offered = _post(hub, teacher, f"/help/offer/anat101/{OWNER}")
+    assert offered.status_code == 200 and "/help/" in offered.url and "Waiting for student1" in offered.text
+    first = offered.url.rstrip("/").rsplit("/", 1)[1]
+    assert _post(hub, teacher, f"/help/offer/anat101/{OWNER}").url == offered.url  # one pending offer, not two
+    mine = student.get(hub.url + SHARING + "/api/help", timeout=30,
+                       headers={"X-XSRFToken": _service_xsrf(hub, student)}).json()
+    assert [(o["id"], o["state"], o["teacher"]) for o in mine["offered"]] == [(first, "pending", "teacher1")]
+    assert f'data-offer="{first}"' in student.get(hub.url + SHARING + "/", timeout=30).text
+    # Only the student answers; nobody else even sees the offer.
+    assert _post(hub, teacher, f"/help/{first}/accept").status_code == 403
+    assert _post(hub, classmate, f"/help/{first}/accept").status_code == 404
+    assert classmate.get(f"{hub.url}{SHARING}/help/{first}", timeout=30).status_code == 404
+    assert _post(hub, teacher, f"/help/offer/anat101/{VIEWER}x").status_code == 404
+    assert _teachers_level(hub, teacher) == before
+
+    declined = _post(hub, student, f"/help/{first}/decline")
+    assert declined.status_code == 200 and "You declined" in declined.text
+    assert "declined the offer" in teacher.get(f"{hub.url}{SHARING}/help/{first}", timeout=30).text
+    assert _post(hub, student, f"/help/{first}/accept").status_code == 409
+    assert _teachers_level(hub, teacher) == before
+
+    second = _post(hub, teacher, f"/help/offer/anat101/{OWNER}").url.rstrip("/").rsplit("/", 1)[1]
+    assert second != first
+    accepted = _post(hub, student, f"/help/{second}/accept")
+    assert accepted.status_code == 200 and "You accepted" in accepted.text
+    # The server reads its shares at most RECHECK / 2 seconds old.
+    wait_for(lambda: _teachers_level(hub, teacher) == "collaborate", 3 * RECHECK,
+             what="the teacher's collaborate access")
+    page = teacher.get(f"{hub.url}{SHARING}/help/{second}", timeout=30)
+    view = re.search(r'id="open-session" href="([^"]+)"', page.text).group(1)
+    landing = teacher.get(urljoin(hub.url, view), timeout=30)
+    assert landing.status_code == 200 and "collaborate" in landing.text
+    links = requests.get(hub.url + SHARING + "/api/links", timeout=30,
+                         headers={"Authorization": f"token {shared['owner_token']}"}).json()["links"]
+    assert any(link["kind"] == "help" and link["created_by"] == "teacher1" and link["access"] == "collaborate"
+               for link in links)
+
+    ended = _post(hub, student, f"/help/{second}/end")
+    assert ended.status_code == 200 and "The help has ended" in ended.text
+    wait_for(lambda: _teachers_level(hub, teacher) == before, 3 * RECHECK,
+             what="the teacher's access to go back to what it was")
+    steps = [(a["action"], a["user"]) for a in _audit(hub) if a.get("request") in (first, second)]
+    assert steps == [("help-offer", "teacher1"), ("help-decline", OWNER), ("help-offer", "teacher1"),
+                     ("help-accept", OWNER), ("help-end", OWNER)]
+
+
+def test_browser_teacher_offers_help_and_the_student_answers(shared):
+    """Two Chromium sessions: the teacher offers help from the course page, the
+    offer shows on the student's home page, the student declines it, then
+    accepts a second one; the teacher's page follows each answer."""
+    hub = shared["hub"]
+    teacher, student = browser(), browser()
+
+    def offer():
+        teacher.get(hub.url + SHARING + "/course/anat101")
+        wait_for(lambda: teacher.find_elements(
+            "xpath", f'//tr[@data-student="{OWNER}"]//button[text()="Offer help"]'), 30, what="Offer help")[0].click()
+        wait_for(lambda: teacher.find_elements("css selector", '#help[data-state="pending"]'), 30,
+                 what="the teacher's page waiting for the answer")
+
+    def answer(label, picture=None):
+        student.get(hub.url + "/hub/home")
+        wait_for(lambda: student.find_elements("css selector", "#help-offers [data-offer] a"), 30,
+                 what="the offer on the student's home page")[0].click()
+        wait_for(lambda: student.find_elements("css selector", '#help[data-state="pending"]'), 30,
+                 what="the student's answer page")
+        if picture:
+            assert accessibility_problems(student) == []
+            page_picture(student, picture)
+        student.find_element("xpath", f'//button[text()="{label}"]').click()
+
+    try:
+        hub_login(teacher, hub, "teacher1", PASSWORDS["teacher1"], next_url="/hub/home")
+        hub_login(student, hub, OWNER, PASSWORDS[OWNER])
+        offer()
+        answer("Decline", picture="help-offer.png")
+        wait_for(lambda: student.find_elements("css selector", '#help[data-state="declined"]'), 30,
+                 what="the student's page after declining")
+        # The teacher's page refreshes itself while it waits.
+        wait_for(lambda: teacher.find_elements("css selector", '#help[data-state="declined"]'), 30,
+                 what="the teacher's page to show the student declined")
+        offer()
+        answer("Accept")
+        wait_for(lambda: teacher.find_elements("id", "open-session"), 30, what="the teacher's page after accepting")
+        assert accessibility_problems(teacher) == []
+        page_picture(teacher, "help-accepted-teacher.png")
+        teacher.find_element("id", "open-session").click()
+        wait_for(lambda: teacher.find_elements("css selector", ".badge.collab"), 30,
+                 what="the collaborate view of the student's session")
+        student.find_element("xpath", '//button[text()="End the help"]').click()
+        wait_for(lambda: student.find_elements("css selector", '#help[data-state="ended"]'), 30,
+                 what="the student's page after ending the help")
+    finally:
+        teacher.quit()
+        student.quit()
+
+
 def test_cli_creates_lists_and_revokes_links(shared):
     hub = shared["hub"]
 
@@ -326,19 +445,6 @@ def test_cli_creates_lists_and_revokes_links(shared):
     assert re.search(rf"^{re.escape(link_id)}\s+revoked", cli("list", "--all").stdout, re.M)
     bad = cli("list", token="not-a-token")
     assert bad.returncode != 0 and bad.stderr.startswith("error: 403") and "Traceback" not in bad.stderr
-
-
-async def _seconds_until_closed(client: RFBClient, limit: float) -> float:
-    """Keep reading frames until the server side closes the websocket."""
-    start = time.monotonic()
-    while time.monotonic() - start < limit:
-        try:
-            await client.wait_update(timeout=2)
-        except (TimeoutError, asyncio.TimeoutError):
-            continue  # no new frame is not a close
-        except RFBError:
-            return time.monotonic() - start
-    raise AssertionError(f"the websocket stayed open {limit:.0f} s")
 
 
 def test_a_hub_restart_does_not_cut_a_viewer_watching_the_desktop(shared):
@@ -384,7 +490,7 @@ def test_revoking_ends_access_and_closes_the_open_desktop_view(shared):
         r = await asyncio.to_thread(requests.delete, f"{hub.url}{SHARING}/api/links/{shared['link']['id']}",
                                     headers={"Authorization": f"token {shared['owner_token']}"}, timeout=30)
         assert r.status_code == 204, r.text
-        return await _seconds_until_closed(view, 30)
+        return await seconds_until_closed(view, 30)
 
     closed_after = asyncio.run(run())
     assert closed_after < 15, f"closed after {closed_after:.1f} s"

@@ -32,13 +32,16 @@ def page_picture(driver, name: str) -> Image.Image:
     return Image.open(io.BytesIO(png)).convert("RGB")
 
 
-def hub_login(driver, hub, user: str, password: str) -> None:
-    """Log in through the hub's LDAP form and wait for the user's server."""
-    driver.get(hub.url + "/hub/login")
+def hub_login(driver, hub, user: str, password: str, next_url: str | None = None) -> None:
+    """Log in through the hub's LDAP form; wait for NEXT_URL, or else for the user's server."""
+    driver.get(hub.url + "/hub/login" + (f"?next={next_url}" if next_url else ""))
     driver.find_element("id", "username_input").send_keys(user)
     driver.find_element("id", "password_input").send_keys(password)
     driver.find_element("id", "login_submit").click()
-    wait_for(lambda: f"/user/{user}/" in driver.current_url, 120, what="the user's server")
+    if next_url:
+        wait_for(lambda: next_url in driver.current_url, 60, what=f"{next_url} after login")
+    else:
+        wait_for(lambda: f"/user/{user}/" in driver.current_url, 120, what="the user's server")
 
 
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"

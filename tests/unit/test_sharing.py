@@ -250,3 +250,39 @@ def test_cli_revoke_takes_an_old_dash_id_after_double_dash():
 
     args = build_parser().parse_args(["share", "revoke", "--", "-lIxP-4VW0YO"])
     assert args.id == "-lIxP-4VW0YO"
+
+
+def test_an_offer_of_help_is_answered_once_and_lapses_unanswered(s):
+    offer = s.store.ask_help(course="anat101", teacher="tess", student="ann", answer_within=600, now=1000.0)
+    assert offer.state(now=1001) == "pending" and offer.state(now=1600) == "expired"
+    # Answers after the offer lapsed, and second answers, change nothing.
+    assert not s.store.answer_help(offer.id, "accepted", now=1600)
+    assert s.store.answer_help(offer.id, "declined", now=1001)
+    assert not s.store.answer_help(offer.id, "accepted", now=1002)
+    got = s.store.help_request(offer.id)
+    assert got.state() == "declined" and got.link_id is None and got.answered == 1001
+    with pytest.raises(ValueError):
+        s.store.answer_help(offer.id, "maybe")
+
+
+def test_offers_are_listed_for_their_teacher_and_student_only(s):
+    old = s.store.ask_help(course="anat101", teacher="tess", student="ann", answer_within=600, now=10.0)
+    new = s.store.ask_help(course="anat101", teacher="tess", student="bob", answer_within=600, now=20.0)
+    assert [r.id for r in s.store.help_requests(teacher="tess")] == [new.id, old.id]
+    assert [r.id for r in s.store.help_requests(teacher="tess", since=15)] == [new.id]
+    assert [r.id for r in s.store.help_requests(student="ann")] == [old.id]
+    assert s.store.help_requests(student="tess") == [] and s.store.help_request("nope") is None
+
+
+def test_accepted_help_is_a_link_the_sweep_withdraws_at_expiry(s):
+    """The help's share is a "help" link made by the teacher on the student's
+    server: at its expiry the teacher's collaborate scopes are taken back."""
+    scopes = collaborate_scopes("ann")
+    s.hub.granted["tess"] = list(scopes)
+    link = s.store.create(kind="help", owner="ann", server="", scopes=scopes, created_by="tess",
+                          expires_in=60, now=0.0)
+    s.store.add_viewer(link.id, "tess")
+    assert link.access == "collaborate"
+    asyncio.run(service.sweep(s))
+    assert "tess" not in s.hub.granted
+    assert [a["action"] for a in _audit(s)] == ["end"]
