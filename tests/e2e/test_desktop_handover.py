@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
 import time
 
 import pytest
@@ -270,6 +271,88 @@ def test_browsers_owner_hands_control_to_a_collaborator(handover):
     finally:
         guest.quit()
         owner.quit()
+
+
+SERVER_RSS = ("python3", "-c", "import pathlib\n"
+              "for p in pathlib.Path('/proc').glob('[0-9]*'):\n"
+              "    try:\n"
+              "        if b'jupyterhub-singleuser' in (p / 'cmdline').read_bytes():\n"
+              "            print(next(l.split()[1] for l in (p / 'status').read_text().splitlines()"
+              " if l.startswith('VmRSS')))\n"
+              "    except OSError:\n"
+              "        pass\n")
+
+
+def _server_rss_mib(c) -> float:
+    """The owner's Jupyter server's resident memory (the process that relays)."""
+    out = c.exec_run(list(SERVER_RSS), user="root").output.decode().split()
+    assert out, "no jupyterhub-singleuser process in the container"
+    return max(int(kib) for kib in out) / 1024
+
+
+async def _rfb_open_raw(url, token):
+    """An RFB client of our own, handshake only: it then reads nothing more."""
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
+    buf = b""
+
+    async def take(n):
+        nonlocal buf
+        while len(buf) < n:
+            message = await ws.read_message()
+            assert message is not None, "the desktop socket closed during the handshake"
+            buf += message
+        out, buf = buf[:n], buf[n:]
+        return out
+
+    assert (await take(12)).startswith(b"RFB 003.")
+    await ws.write_message(b"RFB 003.008\n", binary=True)
+    assert 1 in await take((await take(1))[0])
+    await ws.write_message(b"\x01", binary=True)
+    assert await take(4) == b"\0\0\0\0"
+    await ws.write_message(b"\x01", binary=True)
+    init = await take(24)
+    await take(struct.unpack("!I", init[20:24])[0])
+    width, height = struct.unpack("!HH", init[:4])
+    await ws.write_message(struct.pack("!BxHi", 2, 1, 0), binary=True)  # Raw only: the biggest frames
+    return ws, width, height
+
+
+@pytest.mark.parametrize("who, path", [("collab_token", "desktop-shared/desktop-websockify/"),
+                                       ("viewer_token", "desktop-view/desktop-websockify/")])
+def test_a_guest_who_never_reads_cannot_pile_frames_up_in_the_owners_server(handover, who, path):
+    """A client asking for full raw frames and reading none: the proxy stops
+    reading the VNC server once 8 MiB wait for the browser, so the owner's
+    server keeps a bounded backlog instead of every frame (about 7 MiB each
+    at the desktop's size). Sampled until its memory stops growing."""
+    hub, c = handover["hub"], handover["container"]
+    before = _server_rss_mib(c)
+
+    async def run():
+        ws, width, height = await _rfb_open_raw(_ws(hub, f"/user/{OWNER}/{path}"), handover[who])
+        frame_mib = width * height * 4 / 2**20
+        full = struct.pack("!BBHHHH", 3, 0, 0, 0, width, height)
+        samples, asked = [before], 0
+        try:
+            # Ask for a frame at a time, as long as memory still grows (or far past any bound).
+            while asked < 400:
+                for _ in range(20):
+                    await ws.write_message(full, binary=True)
+                    asked += 1
+                    await asyncio.sleep(0.02)
+                samples.append(await asyncio.to_thread(_server_rss_mib, c))
+                if len(samples) > 5 and max(samples[-4:]) - min(samples[-4:]) < 2:
+                    break  # flat for the last rounds: the backlog is bounded
+        finally:
+            ws.close()
+        return frame_mib, asked, samples
+
+    frame_mib, asked, samples = asyncio.run(run())
+    grown = max(samples) - before
+    print(f"{path}: asked {asked} frames of {frame_mib:.1f} MiB; server RSS +{grown:.0f} MiB ({samples})")
+    assert grown < 10 * frame_mib + 64, f"the server grew {grown:.0f} MiB for {asked} unread frames"
 
 
 def test_revoking_the_link_closes_the_collaborators_desktop(handover):

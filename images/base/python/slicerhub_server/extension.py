@@ -19,13 +19,12 @@ from pathlib import Path
 import jinja2
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import url_path_join
-from jupyter_server_proxy.config import ServerProcess
 from jupyterhub.singleuser.extension import JupyterHubIdentityProvider
 from jupyter_core.utils import ensure_async
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from . import desktop, handover, publish
+from . import desktop, handover, publish, vnc_socket
 from .guard import OWNER, ReadOnlyGuard
 
 _templates = jinja2.Environment(
@@ -152,9 +151,7 @@ def _install_guard(serverapp) -> None:
 def _load_jupyter_server_extension(serverapp):
     _install_guard(serverapp)
     base = serverapp.web_app.settings["base_url"]
-    view_socket, kwargs = ServerProcess(
-        name="desktop-view", unix_socket=str(desktop.VIEW_SOCKET), raw_socket_proxy=True,
-        launcher_entry={"enabled": False}).make_proxy_handler()
+    view_socket, kwargs = vnc_socket.handler("desktop-view", desktop.VIEW_SOCKET)
     serverapp.web_app.add_handlers(".*$", [
         (url_path_join(base, "slicerhub/access"), AccessHandler),
         (url_path_join(base, "slicerhub/courses"), CoursesHandler),

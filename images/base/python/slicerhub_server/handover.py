@@ -27,12 +27,9 @@ from pathlib import Path
 import jinja2
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.utils import url_path_join
-from jupyter_server_proxy.config import ServerProcess
-from jupyter_server_proxy.rawsocket import RawSocketProtocol
 from tornado import web
-from tornado.websocket import WebSocketClosedError
 
-from . import desktop, rfb_input
+from . import desktop, rfb_input, vnc_socket
 from .guard import OWNER
 
 _templates = jinja2.Environment(
@@ -85,62 +82,12 @@ class DesktopControl:
             self.log.info("desktop: %s gave control to %s", by, name)
 
 
-# The largest message a guest's client sends: a 1 MiB clipboard (rfb_input's
-# limit) and its header. Tornado's default, 10 MiB, is seconds of parsing.
-MAX_CLIENT_MESSAGE = (1 << 20) + 4096
-# Bytes of screen updates waiting for a guest's browser before the relay
-# stops reading the owner's VNC server, and when it reads again.
-PAUSE_ABOVE, RESUME_BELOW = 8 << 20, 2 << 20
-
-
-class PacedProtocol(RawSocketProtocol):
-    """The VNC server's side of one relayed connection: reads pause while the
-    browser is far behind, so a client that never reads cannot make this
-    process keep every frame it asks for."""
-
-    def __init__(self, handler):
-        super().__init__(handler)
-        self.transport, self.waiting, self.paused = None, 0, False
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def data_received(self, data):
-        self.handler._record_activity()
-        try:
-            sent = self.handler.write_message(data, binary=True)
-        except WebSocketClosedError:
-            return
-        self.waiting += len(data)
-        sent.add_done_callback(lambda done, n=len(data): self._sent(done, n))
-        if not self.paused and self.waiting > PAUSE_ABOVE:
-            self.paused = True
-            self.transport.pause_reading()
-
-    def _sent(self, done, n: int) -> None:
-        done.exception()  # a closed socket's error is expected, not "never retrieved"
-        self.waiting -= n
-        if self.paused and self.waiting < RESUME_BELOW and not self.transport.is_closing():
-            self.paused = False
-            self.transport.resume_reading()
-
-
 def relay_handler(control: DesktopControl):
     """The relay's handler class and its kwargs, built on jupyter-server-proxy's."""
-    base, kwargs = ServerProcess(
-        name="desktop-shared", unix_socket=str(desktop.OWNER_SOCKET), raw_socket_proxy=True,
-        launcher_entry={"enabled": False}).make_proxy_handler()
+    base, kwargs = vnc_socket.handler("desktop-shared", desktop.OWNER_SOCKET)
 
     class DesktopRelay(base):
         _closing = False
-
-        @property
-        def max_message_size(self):
-            return MAX_CLIENT_MESSAGE
-
-        def _create_ws_connection(self, proto):
-            # jupyter-server-proxy's connection, with the paced protocol.
-            return super()._create_ws_connection(lambda: PacedProtocol(self))
 
         async def proxy_open(self, host, port, proxied_path=""):
             level = getattr(self, "_slicerhub_level", None)
