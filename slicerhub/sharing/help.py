@@ -20,9 +20,9 @@ import slicerhub_access as access
 from jupyterhub.utils import url_path_join
 from tornado import web
 
-from ..hubservice import COURSE_SEGMENT, api_authenticated
+from ..hubservice import COURSE_SEGMENT, api_authenticated, membership
 from .hub import HubError
-from .service import SERVER, _Teacher, withdraw
+from .service import SERVER, _Teacher, reconcile
 from .store import HelpRequest
 
 # How long a student has to answer before the offer lapses.
@@ -99,21 +99,35 @@ class Answer(_Help):
         model = await self.s.hub.user(req.student) or {}
         if not (model.get("servers") or {}).get(SERVER, {}).get("ready"):
             raise web.HTTPError(409, "your server is not running: start it, then accept")
+        # Memberships change (the directory, at each login): the offer holds
+        # only while the teacher still teaches the student's course.
+        teacher = membership(await self.s.hub.user(req.teacher) or {"name": req.teacher},
+                             self.s.courses, self.s.teacher_groups)
+        if req.course not in teacher.teaches or req.student not in await self.s.hub.group_members(req.course):
+            raise web.HTTPError(409, f"{req.teacher} no longer teaches you in {req.course}")
+        # The link first, then the answer, then the grant: whatever happens
+        # after the claim, a live link accounts for the access, and the sweep
+        # ends it at the latest at its expiry.
         scopes = access.share_scopes("collaborate", req.student, SERVER)
+        link = self.s.store.create(kind="help", owner=req.student, server=SERVER, scopes=scopes,
+                                   created_by=req.teacher, expires_in=self.s.join_expiry)
+        self.s.store.add_viewer(link.id, req.teacher)
+        if not self.s.store.answer_help(req.id, "accepted", link.id):
+            self.s.store.end(link.id)  # nothing was granted
+            raise web.HTTPError(409, "this offer was withdrawn or lapsed meanwhile")
         try:
             # With the student's own token, as their links are made: the
             # service itself may grant teachers no more than reading.
             await self.s.hub.grant(req.student, SERVER, req.teacher, scopes,
                                    owner_token=self.hub_auth.get_token(self))
         except HubError as e:
+            self.s.store.revoke(link.id)  # the sweep takes back anything the hub did grant
+            self._audit("help-accept-failed", req, link=link.id, error=e.message)
             raise web.HTTPError(502, f"the hub refused: {e.message}") from None
-        link = self.s.store.create(kind="help", owner=req.student, server=SERVER, scopes=scopes,
-                                   created_by=req.teacher, expires_in=self.s.join_expiry)
-        self.s.store.add_viewer(link.id, req.teacher)
-        if not self.s.store.answer_help(req.id, "accepted", link.id):
-            # Withdrawn or lapsed while the hub granted: take it back.
-            await withdraw(self.s, self.s.store.get(link.id), "offer no longer pending")
-            raise web.HTTPError(409, "this offer was withdrawn or lapsed meanwhile")
+        if not self.s.store.get(link.id).active():
+            # Ended while the hub granted (the teacher withdrew): take it back.
+            await reconcile(self.s, req.student, SERVER)
+            raise web.HTTPError(409, "the help was ended meanwhile")
         self._audit("help-accept", req, link=link.id, expires=link.to_json()["expires"])
         self._back(req)
 

@@ -150,6 +150,11 @@ async def sweep(s: Settings) -> None:
 
 
 class _Base(ServiceHandler):
+    def set_default_headers(self):
+        # Its buttons grant and end access (accept help, create, revoke):
+        # no other site may frame them for a click.
+        self.set_header("Content-Security-Policy", "frame-ancestors 'self'")
+
     def _owned(self, link_id: str) -> Link:
         link = self.s.store.get(link_id)
         user = self.current_user["name"]

@@ -333,6 +333,8 @@ def test_teacher_offers_help_the_student_declines_then_accepts_and_ends_it(share
     offered = _post(hub, teacher, f"/help/offer/anat101/{OWNER}")
     assert offered.status_code == 200 and "/help/" in offered.url and "Waiting for student1" in offered.text
     first = offered.url.rstrip("/").rsplit("/", 1)[1]
+    # Its Accept button must not be clickable from inside another site's frame.
+    assert offered.headers["Content-Security-Policy"] == "frame-ancestors 'self'"
     assert _post(hub, teacher, f"/help/offer/anat101/{OWNER}").url == offered.url  # one pending offer, not two
     mine = student.get(hub.url + SHARING + "/api/help", timeout=30,
                        headers={"X-XSRFToken": _service_xsrf(hub, student)}).json()
