@@ -21,7 +21,7 @@ import requests
 
 from tests.support.browser import accessibility_problems, browser, hub_login, page_picture, wait_for
 from tests.support.kernel import KernelClient
-from tests.support.share import SHARING, accept, create_link
+from tests.support.share import SHARING, accept, create_link, guest_token
 from tests.support.spawn import container, server_api, spawn_with_form, wait_ready
 from tests.support.ydoc import DocClient
 from tests.support.websockets import ws_status
@@ -38,9 +38,7 @@ def _session(hub, user):
 
 
 def _guest_token(hub, session, note):
-    # What a guest's OAuth token for the owner's server carries: reach it, read.
-    return hub.api_token(session, note, scopes=[f"access:servers!server={OWNER}/",
-                                                f"custom:jupyter_server:read:*!server={OWNER}/"])
+    return guest_token(hub, session, OWNER, note)
 
 
 def _notebook(*sources: str) -> dict:

@@ -21,9 +21,9 @@ import requests
 
 from slicerhub.devenv.rfb import RFBClient
 from tests.support.browser import accessibility_problems, browser, hub_login, page_picture, wait_for
-from tests.support.share import SHARING, accept, create_link
+from tests.support.share import SHARING, accept, create_link, guest_token
 from tests.support.spawn import container, in_desktop, spawn_with_form, wait_ready
-from tests.support.websockets import seconds_until_closed, ws_status
+from tests.support.websockets import seconds_until_closed, settle, ws_status
 
 pytestmark = pytest.mark.e2e
 
@@ -41,9 +41,7 @@ def _session(hub, user):
 
 
 def _guest_token(hub, session, note):
-    # What a guest's OAuth token for the owner's server carries: reach it, read.
-    return hub.api_token(session, note, scopes=[f"access:servers!server={OWNER}/",
-                                                f"custom:jupyter_server:read:*!server={OWNER}/"])
+    return guest_token(hub, session, OWNER, note)
 
 
 def _ws(hub, path):
@@ -80,17 +78,6 @@ def handover(e2e_hub, docker_client):
 
 async def _connect(hub, token, path) -> RFBClient:
     return await RFBClient.websocket(_ws(hub, f"/user/{OWNER}/{path}"), {"Authorization": f"token {token}"})
-
-
-async def _settle(client, seconds=3.0) -> bytes:
-    """The owner's picture once the updates stop coming (input in flight included)."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            await client.wait_update(timeout=end - time.monotonic())
-        except (TimeoutError, asyncio.TimeoutError):
-            break
-    return bytes(client.fb.pixels)
 
 
 async def _scroll(client, times=6):
@@ -137,13 +124,13 @@ def test_a_collaborator_types_and_clicks_only_while_handed_control(handover):
                     "guest_size": (guest.fb.width, guest.fb.height),
                     "owner_size": (owner_view.fb.width, owner_view.fb.height)}
             watching = (await asyncio.to_thread(_control, hub, owner)).json()["watching"]
-            before = await _settle(owner_view)
+            before = await settle(owner_view)
 
             # Watching: the relay drops every input message.
             await _scroll(guest)
             await _keys(guest)
             await guest.cut_text_to_server(b"guest-watching")
-            seen["unchanged_watching"] = await _settle(owner_view) == before
+            seen["unchanged_watching"] = await settle(owner_view) == before
             seen["clip_watching"] = await asyncio.to_thread(clipboard)
 
             # Handed control: the same input acts.
@@ -152,20 +139,20 @@ def test_a_collaborator_types_and_clicks_only_while_handed_control(handover):
             seen["guest_state"] = (await asyncio.to_thread(_control, hub, guest_token)).json()
             await _scroll(guest)
             await guest.cut_text_to_server(b"guest-in-control")
-            with_control = await _settle(owner_view)
+            with_control = await settle(owner_view)
             seen["changed_in_control"] = with_control != before
             seen["clip_in_control"] = await asyncio.to_thread(clipboard)
             await guest._t.send(_resize_request(640, 480))
-            await _settle(owner_view, 2)
+            await settle(owner_view, 2)
             seen["size_after_resize"] = (owner_view.fb.width, owner_view.fb.height)
 
             # Taken back: the next message after the reply is dropped.
             back = await asyncio.to_thread(_control, hub, owner, None)
             seen["back"] = (back.status_code, back.json().get("holder"))
-            taken_back = await _settle(owner_view)
+            taken_back = await settle(owner_view)
             await _scroll(guest)
             await guest.cut_text_to_server(b"guest-after")
-            seen["unchanged_after"] = await _settle(owner_view) == taken_back
+            seen["unchanged_after"] = await settle(owner_view) == taken_back
             seen["clip_after"] = await asyncio.to_thread(clipboard)
             return seen, watching
         finally:

@@ -29,7 +29,7 @@ from tests.support.browser import accessibility_problems, browser, hub_login, pa
 from tests.support.sessions import DesktopWatcher
 from tests.support.share import SHARING, accept, create_link
 from tests.support.spawn import container, in_desktop, server_api, spawn_with_form, wait_ready
-from tests.support.websockets import seconds_until_closed, ws_status
+from tests.support.websockets import seconds_until_closed, settle, ws_status
 
 pytestmark = pytest.mark.e2e
 
@@ -190,15 +190,6 @@ def test_desktop_view_ignores_keyboard_mouse_and_clipboard(shared, docker_client
         for _ in range(times):
             await client.pointer(x, y, WHEEL_DOWN)
             await client.pointer(x, y, 0)
-
-    async def settle(client, seconds=3.0):
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            try:
-                await client.wait_update(timeout=end - time.monotonic())
-            except (TimeoutError, asyncio.TimeoutError):
-                break
-        return bytes(client.fb.pixels)
 
     async def run():
         owner_client = await RFBClient.websocket(owner_url, {"Authorization": f"token {owner}"})

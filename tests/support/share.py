@@ -27,3 +27,10 @@ def accept(hub, viewer_session, url):
     code = re.search(r'name="code" value="([^"]+)"', page.text).group(1)
     return viewer_session.post(urljoin(hub.url, url), timeout=60,
                                data={"_xsrf": xsrf(viewer_session), "code": code})
+
+
+def guest_token(hub, session, owner: str, note: str) -> str:
+    """What a guest's OAuth token for OWNER's server carries: reach it, read
+    (their level there comes from their share)."""
+    return hub.api_token(session, note, scopes=[f"access:servers!server={owner}/",
+                                                f"custom:jupyter_server:read:*!server={owner}/"])

@@ -32,3 +32,14 @@ async def seconds_until_closed(client, limit: float) -> float:
         except RFBError:
             return time.monotonic() - start
     raise AssertionError(f"the websocket stayed open {limit:.0f} s")
+
+
+async def settle(client, seconds: float = 3.0) -> bytes:
+    """An RFB client's picture once the updates stop coming (input in flight included)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            await client.wait_update(timeout=end - time.monotonic())
+        except (TimeoutError, asyncio.TimeoutError):
+            break
+    return bytes(client.fb.pixels)
