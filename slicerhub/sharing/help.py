@@ -22,7 +22,7 @@ from tornado import web
 
 from ..hubservice import COURSE_SEGMENT, api_authenticated, membership
 from .hub import HubError
-from .service import SERVER, _Teacher, reconcile
+from .service import SERVER, _Teacher, reconcile, running
 from .store import HelpRequest
 
 # How long a student has to answer before the offer lapses.
@@ -62,9 +62,7 @@ class _Help(_Teacher):
 class Offer(_Help):
     @web.authenticated
     async def post(self, course: str, student: str):
-        teacher, students = await self._students(course)
-        if student not in students:
-            raise web.HTTPError(404, f"{student!r} is not a student of {course!r}")
+        teacher = await self._student(course, student)
         # An offer still waiting is not made twice.
         for req in self.s.store.help_requests(teacher=teacher):
             if req.student == student and req.state() == "pending":
@@ -96,8 +94,7 @@ class Answer(_Help):
             if self.s.store.answer_help(req.id, "declined"):
                 self._audit("help-decline", req)
             return self._back(req)
-        model = await self.s.hub.user(req.student) or {}
-        if not (model.get("servers") or {}).get(SERVER, {}).get("ready"):
+        if not running(await self.s.hub.user(req.student)):
             raise web.HTTPError(409, "your server is not running: start it, then accept")
         # Memberships change (the directory, at each login): the offer holds
         # only while the teacher still teaches the student's course.

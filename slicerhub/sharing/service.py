@@ -56,6 +56,11 @@ log = logging.getLogger("slicerhub.sharing")
 SERVER = ""  # SlicerHub runs one (default) server per user
 
 
+def running(model: dict | None) -> bool:
+    """Whether the hub's user model says their (default) server is ready."""
+    return bool(((model or {}).get("servers") or {}).get(SERVER, {}).get("ready"))
+
+
 class Settings:
     def __init__(self, store: LinkStore, hub: HubAPI, *, default_expiry: int, max_expiry: int,
                  join_expiry: int, courses: list[str], teacher_groups: list[str], audit_log: str | None):
@@ -185,7 +190,7 @@ class _Base(ServiceHandler):
     async def _create(self, expires_in: int, level: str = "read") -> tuple[Link, str]:
         owner = self.current_user["name"]
         model = await self.s.hub.user(owner)
-        if not model or not (model.get("servers") or {}).get(SERVER, {}).get("ready"):
+        if not running(model):
             raise web.HTTPError(409, "your server is not running: start it, then share it")
         token = self.hub_auth.get_token(self)
         scopes = access.share_scopes(level, owner, SERVER)
@@ -321,12 +326,19 @@ class _Teacher(_Base):
             teachers |= set(await self.s.hub.group_members(g))
         return teacher, sorted(m for m in members if m not in teachers)
 
+    async def _student(self, course: str, student: str) -> str:
+        """The teacher, if STUDENT is a student of the COURSE they teach."""
+        teacher, students = await self._students(course)
+        if student not in students:
+            raise web.HTTPError(404, f"{student!r} is not a student of {course!r}")
+        return teacher
+
     async def _student_states(self, course: str) -> list[dict]:
         _, students = await self._students(course)
         out = []
         for student in students:
             model = await self.s.hub.user(student) or {}
-            out.append({"name": student, "running": bool((model.get("servers") or {}).get(SERVER, {}).get("ready"))})
+            out.append({"name": student, "running": running(model)})
         return out
 
 
@@ -355,11 +367,9 @@ class StudentsAPI(_Teacher):
 class Join(_Teacher):
     @web.authenticated
     async def post(self, course: str, student: str):
-        teacher, students = await self._students(course)
-        if student not in students:
-            raise web.HTTPError(404, f"{student!r} is not a student of {course!r}")
-        model = await self.s.hub.user(student) or {}
-        if not (model.get("servers") or {}).get(SERVER, {}).get("ready"):
+        teacher = await self._student(course, student)
+        model = await self.s.hub.user(student)
+        if not running(model):
             raise web.HTTPError(409, f"{student}'s server is not running")
         scopes = access.share_scopes("read", student, SERVER)
         try:
